@@ -1,0 +1,5 @@
+#include "hfwarm/daemon/app.hpp"
+
+int main(int argc, char** argv) {
+    return hfwarm::daemon::run(argc, argv);
+}

@@ -1,0 +1,37 @@
+#include "hfwarm/util/hash.hpp"
+#include "hfwarm/util/units.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace hfwarm::util;
+
+TEST_CASE("sha256 of a known string matches the published digest") {
+    CHECK(sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("git blob sha1 equals what git hash-object prints") {
+    // printf 'hello\n' | git hash-object --stdin
+    CHECK(gitBlobSha1Hex("hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a");
+    // the empty blob
+    CHECK(gitBlobSha1Hex("") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+}
+
+TEST_CASE("byte sizes parse with binary suffixes and reject garbage") {
+    CHECK(parseByteSize("0") == 0u);
+    CHECK(parseByteSize("4096") == 4096u);
+    CHECK(parseByteSize("4M") == 4u * 1024 * 1024);
+    CHECK(parseByteSize("4MiB") == 4u * 1024 * 1024);
+    CHECK(parseByteSize("1.5k") == 1536u);
+    CHECK(parseByteSize("2G") == 2ull * 1024 * 1024 * 1024);
+    CHECK_FALSE(parseByteSize(""));
+    CHECK_FALSE(parseByteSize("-1"));
+    CHECK_FALSE(parseByteSize("4X"));
+    CHECK_FALSE(parseByteSize("M"));
+}
+
+TEST_CASE("human byte sizes use binary units") {
+    CHECK(humanBytes(0) == "0 B");
+    CHECK(humanBytes(1023) == "1023 B");
+    CHECK(humanBytes(1536) == "1.5 KiB");
+    CHECK(humanBytes(3ull * 1024 * 1024 * 1024) == "3.0 GiB");
+}
