@@ -6,6 +6,8 @@
 // that names the file, the line, the column and what was expected.
 #pragma once
 
+#include "hfwarm/util/result.hpp"
+
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -52,7 +54,8 @@ struct Diagnostic {
     int column = 0;
     std::string message;  // what was wrong and what was expected
 
-    // "file:line:column: message"
+    // "file:line:column: message"; "file:line: message" without a column and "file: message"
+    // without a line (a file that cannot be read).
     std::string format() const;
 };
 
@@ -65,6 +68,11 @@ struct ParseResult {
     std::vector<Diagnostic> errors;
     bool ok() const { return errors.empty(); }
 };
+
+// Parses one repo reference, "[models/|datasets/|spaces/]ID[@REVISION]", by the manifest's rules
+// (for repo names given on a command line or in a socket request). The error says what was wrong
+// and what was expected.
+Result<RepoRef> parseRepoRef(std::string_view text);
 
 // Parses manifest text; `fileName` is only used in diagnostics and Entry::source.
 ParseResult parse(std::string_view text, std::string_view fileName);
