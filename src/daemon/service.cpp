@@ -1,15 +1,704 @@
+#include "hfwarm/daemon/service.hpp"
+
+#include "hfwarm/cache/lock.hpp"
+#include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/root.hpp"
+#include "hfwarm/cache/scan.hpp"
+#include "hfwarm/cache/write.hpp"
 #include "hfwarm/daemon/app.hpp"
+#include "hfwarm/daemon/notify.hpp"
+#include "hfwarm/daemon/once.hpp"
+#include "hfwarm/daemon/stack.hpp"
+#include "hfwarm/protocol/messages.hpp"
+#include "hfwarm/server/activation.hpp"
+#include "hfwarm/server/server.hpp"
+#include "hfwarm/util/log.hpp"
+#include "hfwarm/util/units.hpp"
+#include "hfwarm_version.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <iostream>
+#include <map>
+#include <random>
+#include <set>
 
 namespace hfwarm::daemon {
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+// First retry of a failed entry; doubled per failure up to the refresh interval.
+constexpr std::chrono::seconds kFirstRetry{30};
+// Edits arrive as bursts of events (truncate, write, rename): reload once they settle.
+constexpr std::chrono::milliseconds kReloadDebounce{300};
+
+std::string isoTime(std::chrono::system_clock::time_point t) {
+    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+// The key of an entry across reloads: its normalized manifest line.
+std::string entryKey(const manifest::Entry& entry) {
+    return manifest::normalize(manifest::Manifest{{entry}});
+}
+
+protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
+    switch (state) {
+        case transfer::EntryState::Pending:
+            return paused ? protocol::EntryState::Paused : protocol::EntryState::Pending;
+        case transfer::EntryState::Resolving:
+            return paused ? protocol::EntryState::Paused : protocol::EntryState::Resolving;
+        case transfer::EntryState::Downloading:
+            return paused ? protocol::EntryState::Paused : protocol::EntryState::Downloading;
+        case transfer::EntryState::Ready:
+            return protocol::EntryState::Ready;
+        case transfer::EntryState::Failed:
+            return protocol::EntryState::Failed;
+        case transfer::EntryState::Paused:
+            return protocol::EntryState::Paused;
+        case transfer::EntryState::Offline:
+            return protocol::EntryState::Offline;
+    }
+    return protocol::EntryState::Pending;
+}
+
+class Service final : public server::Handler {
+  public:
+    Service(net::io_context& ioc, config::Config config, manifest::Manifest manifest,
+            std::filesystem::path root)
+        : ioc_(ioc),
+          config_(std::move(config)),
+          manifest_(std::move(manifest)),
+          root_(std::move(root)),
+          notifier_(std::getenv("NOTIFY_SOCKET") ? std::optional<std::string>(std::getenv("NOTIFY_SOCKET"))
+                                                 : std::nullopt),
+          wake_(ioc, net::steady_timer::time_point::max()),
+          pool_(1),
+          rng_(std::random_device{}()),
+          log_(util::logger("daemon")) {}
+
+    ~Service() override { pool_.join(); }
+
+    int run() {
+        if (!config_.offline) {
+            auto stack = makeStack(ioc_.get_executor(), config_, root_);
+            if (!stack) {
+                std::cerr << "hfwarmd: " << stack.error().message << '\n';
+                return 2;
+            }
+            stack_ = std::move(*stack);
+            stack_.engine->setEntries(manifest_.entries);
+        }
+
+        auto activated = server::takeActivatedSocket();
+        if (!activated) {
+            std::cerr << "hfwarmd: " << activated.error().message << '\n';
+            return 2;
+        }
+        server::Options options;
+        options.socketPath = config_.socket;
+        options.mode = config_.socketMode;
+        options.maxClients = static_cast<std::size_t>(config_.maxClients);
+        options.idleTimeout =
+            std::chrono::milliseconds(static_cast<long long>(config_.clientIdleTimeout * 1000));
+        options.activatedFd = *activated;
+        options.version = HFWARM_VERSION;
+        server_ = std::make_unique<server::Server>(ioc_.get_executor(), options, *this);
+        if (auto listening = server_->listen(); !listening) {
+            std::cerr << "hfwarmd: " << listening.error().message << '\n';
+            return 2;
+        }
+        server_->start();
+        log_->info("listening socket={} cache={} endpoint={} entries={}{}", config_.socket.string(),
+                   root_.string(), config_.endpoint, manifest_.entries.size(),
+                   config_.offline ? " offline" : "");
+        if (auto note = cache::candleRootNote(root_, cache::processEnv())) notices_.push_back(*note);
+        notifier_.send("READY=1");
+
+        net::signal_set stopSignals(ioc_, SIGINT, SIGTERM);
+        waitForStop(stopSignals);
+        net::signal_set hangup(ioc_, SIGHUP);
+        waitForHangup(hangup);
+
+        spawn("scheduler", schedule());
+        spawn("ticker", tick());
+        spawn("manifest watcher", watchManifests());
+
+        ioc_.run();
+        return 0;
+    }
+
+    net::awaitable<protocol::Response> handle(protocol::Request request) override {
+        namespace m = protocol::method;
+        const auto& method = request.method;
+        if (method == m::status) co_return status(request);
+        if (method == m::lookup) co_return lookup(request);
+        if (method == m::sync) co_return sync(request);
+        if (method == m::reload) co_return reloadMethod(request);
+        if (method == m::pause || method == m::resume) co_return pauseMethod(request, method == m::pause);
+        if (method == m::verify) co_return co_await verify(request);
+        if (method == m::prune) co_return prune(request);
+        if (method == m::metrics) co_return metrics(request);
+        if (method == m::shutdown) {
+            shutdown("the shutdown method");
+            co_return protocol::makeResult(request.id, json(protocol::AckResult{"hfwarmd is stopping"}));
+        }
+        co_return protocol::makeError(
+            request.id, protocol::ErrorCode::MethodNotFound,
+            "unknown method '" + method + "'; see hfwarmctl --help for the methods");
+    }
+
+  private:
+    struct Schedule {
+        Clock::time_point due = Clock::time_point::min();
+        unsigned failures = 0;
+        std::uint64_t lastBytes = 0;
+        double speed = 0;
+    };
+
+    net::io_context& ioc_;
+    config::Config config_;
+    manifest::Manifest manifest_;
+    std::filesystem::path root_;
+    Notifier notifier_;
+    Stack stack_;
+    std::unique_ptr<server::Server> server_;
+    net::steady_timer wake_;
+    net::thread_pool pool_;
+    std::mt19937_64 rng_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::map<std::string, Schedule> schedules_;
+    std::vector<std::string> manifestErrors_;
+    std::vector<std::string> notices_;
+    bool stopping_ = false;
+    Clock::time_point lastTick_ = Clock::now();
+
+    template <class Awaitable>
+    void spawn(std::string what, Awaitable task) {
+        net::co_spawn(ioc_, std::move(task), [this, what](std::exception_ptr e) {
+            if (!e || stopping_) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                log_->error("task stopped task=\"{}\" reason=\"{}\"", what, ex.what());
+            }
+        });
+    }
+
+    void waitForStop(net::signal_set& signals) {
+        signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+            if (!ec) shutdown(signal == SIGINT ? "SIGINT" : "SIGTERM");
+        });
+    }
+
+    void waitForHangup(net::signal_set& signals) {
+        signals.async_wait([this, &signals](const boost::system::error_code& ec, int) {
+            if (ec) return;
+            reload("SIGHUP");
+            waitForHangup(signals);
+        });
+    }
+
+    void shutdown(const std::string& why) {
+        if (stopping_) return;
+        stopping_ = true;
+        log_->info("stopping reason=\"{}\"; partial downloads are kept and resume on the next start", why);
+        notifier_.send("STOPPING=1");
+        server_->stop();
+        // Give the replies already due (the shutdown acknowledgement) a moment to be written.
+        auto timer = std::make_shared<net::steady_timer>(ioc_, std::chrono::milliseconds(200));
+        timer->async_wait([this, timer](const boost::system::error_code&) { ioc_.stop(); });
+    }
+
+    void wake() { wake_.cancel(); }
+
+    // --- Scheduling ------------------------------------------------------------------------------
+
+    Schedule& scheduleOf(const manifest::Entry& entry) { return schedules_[entryKey(entry)]; }
+
+    std::chrono::steady_clock::duration retryDelay(unsigned failures) {
+        auto refresh = std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
+        auto delay = kFirstRetry * (1u << std::min(failures - 1, 10u));
+        auto capped = std::min<std::chrono::steady_clock::duration>(delay, refresh);
+        std::uniform_real_distribution<double> jitter(0.8, 1.2);
+        return std::chrono::duration_cast<std::chrono::steady_clock::duration>(capped * jitter(rng_));
+    }
+
+    net::awaitable<void> warmOne(std::size_t index) {
+        auto& engine = *stack_.engine;
+        co_await engine.warm(index);
+        auto progress = engine.progress();
+        if (index >= progress.size()) co_return;
+        const auto& p = progress[index];
+        auto& schedule = scheduleOf(p.entry);
+        if (p.state == transfer::EntryState::Ready) {
+            schedule.failures = 0;
+            schedule.due =
+                Clock::now() + std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
+        } else {
+            schedule.failures += 1;
+            schedule.due = Clock::now() + retryDelay(schedule.failures);
+            log_->info("will retry repo={} in_s={}", p.entry.repo.display(),
+                       std::chrono::duration_cast<std::chrono::seconds>(schedule.due - Clock::now()).count());
+        }
+        broadcastEntry(index);
+        wake();
+    }
+
+    net::awaitable<void> schedule() {
+        if (config_.offline) co_return;
+        while (!stopping_) {
+            auto& engine = *stack_.engine;
+            auto now = Clock::now();
+            auto next = Clock::time_point::max();
+            if (!engine.paused()) {
+                auto progress = engine.progress();
+                for (std::size_t i = 0; i < progress.size(); ++i) {
+                    const auto& p = progress[i];
+                    bool busy = p.state == transfer::EntryState::Resolving ||
+                                p.state == transfer::EntryState::Downloading;
+                    if (busy) continue;
+                    auto& schedule = scheduleOf(p.entry);
+                    if (schedule.due <= now) {
+                        schedule.due = Clock::time_point::max();  // warmOne sets the next check
+                        spawn("warm " + p.entry.repo.display(), warmOne(i));
+                    } else {
+                        next = std::min(next, schedule.due);
+                    }
+                }
+            }
+            wake_.expires_at(next);
+            co_await wake_.async_wait(kTuple);
+        }
+    }
+
+    // --- Reload --------------------------------------------------------------------------------
+
+    // Re-reads the manifests; a bad one keeps the last good manifest and shows its errors.
+    bool reload(const std::string& why) {
+        auto loaded = manifest::loadAll(config_.manifests);
+        if (!loaded.ok()) {
+            manifestErrors_.clear();
+            for (const auto& d : loaded.errors) manifestErrors_.push_back(d.format());
+            log_->warn("manifest reload failed reason=\"{}\" errors={}; keeping the last good manifest", why,
+                       manifestErrors_.size());
+            for (const auto& e : manifestErrors_) log_->warn("manifest error: {}", e);
+            return false;
+        }
+        manifestErrors_.clear();
+        manifest_ = std::move(loaded.manifest);
+        if (stack_.engine) stack_.engine->setEntries(manifest_.entries);
+        log_->info("manifests reloaded reason=\"{}\" entries={}", why, manifest_.entries.size());
+        wake();
+        return true;
+    }
+
+    // Watches the folders of the manifest files, so that editors that save by writing a new file
+    // and renaming it over the old one are seen too.
+    net::awaitable<void> watchManifests() {
+        int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0) {
+            log_->warn("cannot watch the manifests (inotify: {}); reload with SIGHUP", std::strerror(errno));
+            co_return;
+        }
+        net::posix::stream_descriptor stream(ioc_, fd);
+        std::set<std::string> names;
+        for (const auto& file : config_.manifests) {
+            auto absolute = std::filesystem::absolute(file);
+            names.insert(absolute.filename().string());
+            auto dir = absolute.parent_path();
+            if (::inotify_add_watch(fd, dir.c_str(),
+                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM) < 0)
+                log_->warn("cannot watch folder={} reason=\"{}\"; reload with SIGHUP", dir.string(),
+                           std::strerror(errno));
+        }
+        std::vector<char> buffer(64 * 1024);
+        net::steady_timer debounce(ioc_);
+        bool pending = false;
+        while (!stopping_) {
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
+            if (ec) co_return;
+            bool relevant = false;
+            for (std::size_t offset = 0; offset + sizeof(inotify_event) <= n;) {
+                auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + offset);
+                if (event->len > 0 && names.count(event->name) != 0) relevant = true;
+                offset += sizeof(inotify_event) + event->len;
+            }
+            if (!relevant || pending) continue;
+            pending = true;
+            debounce.expires_after(kReloadDebounce);
+            debounce.async_wait([this, &pending](const boost::system::error_code& error) {
+                pending = false;
+                if (!error && !stopping_) reload("manifest file changed");
+            });
+        }
+    }
+
+    // --- Status --------------------------------------------------------------------------------
+
+    std::vector<protocol::EntryStatus> entryStatuses() {
+        std::vector<protocol::EntryStatus> out;
+        if (config_.offline || !stack_.engine) {
+            for (const auto& entry : manifest_.entries) {
+                auto scan = cache::scanEntry(root_, entry);
+                protocol::EntryStatus s;
+                s.repo = entry.repo.id;
+                s.type = std::string(manifest::typeName(entry.repo.type));
+                s.revision = entry.repo.revision;
+                s.commit = scan.commit;
+                s.state = scan.state == cache::EntryState::Ready ? protocol::EntryState::Offline
+                                                                 : protocol::EntryState::Failed;
+                s.optional = entry.optional;
+                s.filesDone = scan.filesPresent;
+                s.filesTotal = scan.filesExpected;
+                s.bytesDone = scan.bytesPresent;
+                s.bytesTotal = scan.bytesExpected.value_or(scan.bytesPresent);
+                if (scan.state != cache::EntryState::Ready)
+                    s.error = "not in the cache and offline: " + std::string(cache::stateName(scan.state));
+                out.push_back(std::move(s));
+            }
+            return out;
+        }
+        bool paused = stack_.engine->paused();
+        for (const auto& p : stack_.engine->progress()) {
+            protocol::EntryStatus s;
+            s.repo = p.entry.repo.id;
+            s.type = std::string(manifest::typeName(p.entry.repo.type));
+            s.revision = p.entry.repo.revision;
+            s.commit = p.commit;
+            s.state = protocolState(p.state, paused);
+            s.optional = p.entry.optional;
+            s.filesDone = p.filesDone;
+            s.filesTotal = p.filesTotal;
+            s.bytesDone = p.bytesDone;
+            s.bytesTotal = p.bytesTotal;
+            if (!p.error.empty()) s.error = p.error;
+            s.speed = scheduleOf(p.entry).speed;
+            if (p.lastChecked) s.lastChecked = isoTime(*p.lastChecked);
+            s.currentFiles = p.currentFiles;
+            out.push_back(std::move(s));
+        }
+        return out;
+    }
+
+    protocol::StatusResult statusResult(const std::optional<std::string>& repo) {
+        protocol::StatusResult result;
+        for (auto& s : entryStatuses()) {
+            if (repo && s.display() != *repo && s.repo != *repo) continue;
+            result.totals.entries += 1;
+            if (s.state == protocol::EntryState::Ready || s.state == protocol::EntryState::Offline)
+                result.totals.ready += 1;
+            if (s.state == protocol::EntryState::Failed) result.totals.failed += 1;
+            result.totals.filesDone += s.filesDone;
+            result.totals.filesTotal += s.filesTotal;
+            result.totals.bytesDone += s.bytesDone;
+            result.totals.bytesTotal += s.bytesTotal;
+            result.totals.speed += s.speed;
+            result.entries.push_back(std::move(s));
+        }
+        if (stack_.limiter) result.limits = stack_.limiter->status();
+        result.paused = stack_.engine && stack_.engine->paused();
+        result.offline = config_.offline;
+        result.cacheDir = root_.string();
+        result.manifestErrors = manifestErrors_;
+        result.notices = notices_;
+        return result;
+    }
+
+    protocol::Response status(const protocol::Request& request) {
+        protocol::StatusParams params;
+        if (auto error = protocol::checkStatusParams(request.params, params))
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
+        auto result = statusResult(params.repo);
+        if (params.repo && result.entries.empty())
+            return protocol::makeError(request.id, protocol::ErrorCode::UnknownRepo,
+                                       "'" + *params.repo + "' is not in the daemon's manifests");
+        return protocol::makeResult(request.id, json(result));
+    }
+
+    protocol::Response lookup(const protocol::Request& request) {
+        protocol::LookupParams params;
+        if (auto error = protocol::checkLookupParams(request.params, params))
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
+        auto repo = manifest::parseRepoRef(params.repo);
+        if (!repo)
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, repo.error().message);
+        if (params.revision) repo->revision = *params.revision;
+        auto found = cache::lookup(root_, *repo, params.file);
+        if (!found)
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, found.error().message);
+        protocol::LookupResult result;
+        switch (found->state) {
+            case cache::LookupState::Cached:
+                result.state = protocol::LookupState::Cached;
+                result.path = found->path.string();
+                break;
+            case cache::LookupState::Absent:
+                result.state = protocol::LookupState::Absent;
+                break;
+            case cache::LookupState::Unknown:
+                result.state = protocol::LookupState::Unknown;
+                break;
+        }
+        return protocol::makeResult(request.id, json(result));
+    }
+
+    protocol::Response sync(const protocol::Request& request) {
+        protocol::SyncParams params;
+        if (auto error = protocol::checkSyncParams(request.params, params))
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
+        if (config_.offline)
+            return protocol::makeError(request.id, protocol::ErrorCode::Unavailable,
+                                       "hfwarmd runs offline; restart it without --offline to check the Hub");
+        std::size_t count = 0;
+        for (const auto& entry : manifest_.entries) {
+            if (params.repo && entry.repo.display() != *params.repo && entry.repo.id != *params.repo)
+                continue;
+            scheduleOf(entry).due = Clock::now();
+            ++count;
+        }
+        if (params.repo && count == 0)
+            return protocol::makeError(request.id, protocol::ErrorCode::UnknownRepo,
+                                       "'" + *params.repo + "' is not in the daemon's manifests");
+        wake();
+        return protocol::makeResult(request.id,
+                                    json(protocol::AckResult{fmt::format("checking {} entries now", count)}));
+    }
+
+    protocol::Response reloadMethod(const protocol::Request& request) {
+        if (!reload("the reload method")) {
+            std::string message = "the manifest has errors; the last good manifest stays in use:";
+            for (const auto& e : manifestErrors_) message += "\n" + e;
+            return protocol::makeError(request.id, protocol::ErrorCode::OperationFailed, message,
+                                       json(manifestErrors_));
+        }
+        return protocol::makeResult(
+            request.id,
+            json(protocol::AckResult{fmt::format("reloaded {} entries", manifest_.entries.size())}));
+    }
+
+    protocol::Response pauseMethod(const protocol::Request& request, bool pause) {
+        if (!stack_.engine)
+            return protocol::makeError(request.id, protocol::ErrorCode::Unavailable, "hfwarmd runs offline");
+        stack_.engine->setPaused(pause);
+        log_->info("{}", pause ? "paused" : "resumed");
+        if (!pause) wake();
+        return protocol::makeResult(
+            request.id,
+            json(protocol::AckResult{pause ? "paused: no request leaves until resume" : "resumed"}));
+    }
+
+    // Re-hashes every blob of every entry's snapshot on the pool thread.
+    net::awaitable<protocol::Response> verify(protocol::Request request) {
+        struct Job {
+            std::string repo;
+            std::filesystem::path snapshot;
+            std::filesystem::path repoDir;
+        };
+        std::vector<Job> jobs;
+        for (const auto& entry : manifest_.entries) {
+            auto scan = cache::scanEntry(root_, entry);
+            if (!scan.commit) continue;
+            jobs.push_back({entry.repo.display(), scan.repoDir / "snapshots" / *scan.commit, scan.repoDir});
+        }
+        auto result = co_await net::co_spawn(
+            pool_.get_executor(),
+            [jobs]() -> net::awaitable<protocol::VerifyResult> {
+                protocol::VerifyResult out;
+                for (const auto& job : jobs) {
+                    std::error_code ec;
+                    for (auto it = std::filesystem::recursive_directory_iterator(job.snapshot, ec);
+                         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+                        if (!it->is_symlink()) continue;
+                        auto relative = std::filesystem::relative(it->path(), job.snapshot).generic_string();
+                        auto target = std::filesystem::read_symlink(it->path(), ec);
+                        if (ec) break;
+                        auto blob = (it->path().parent_path() / target).lexically_normal();
+                        auto etag = blob.filename().string();
+                        std::error_code sizeError;
+                        auto size = std::filesystem::file_size(blob, sizeError);
+                        out.filesChecked += 1;
+                        if (!sizeError) out.bytesChecked += size;
+                        if (auto checked = cache::verifyBlob(blob, etag); !checked)
+                            out.problems.push_back({job.repo, relative, checked.error().message});
+                    }
+                }
+                co_return out;
+            },
+            net::use_awaitable);
+        co_return protocol::makeResult(request.id, json(result));
+    }
+
+    // Leftovers of interrupted downloads nobody holds a lock on, and blobs no snapshot uses, in the
+    // repos of the manifests. Other repos of the cache belong to whoever put them there.
+    protocol::Response prune(const protocol::Request& request) {
+        protocol::PruneParams params;
+        if (auto error = protocol::checkPruneParams(request.params, params))
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
+        protocol::PruneResult result;
+        result.applied = params.apply;
+        std::set<std::string> seen;
+        for (const auto& entry : manifest_.entries) {
+            auto scan = cache::scanEntry(root_, entry);
+            cache::RepoLayout layout(root_, entry.repo);
+            for (const auto& problem : scan.problems) {
+                std::string reason;
+                if (problem.kind == cache::ProblemKind::OrphanBlob)
+                    reason = "blob no snapshot uses";
+                else if (problem.kind == cache::ProblemKind::IncompleteLeftover)
+                    reason = "stale partial download";
+                else
+                    continue;
+                if (!seen.insert(problem.path.string()).second) continue;
+                if (problem.kind == cache::ProblemKind::IncompleteLeftover) {
+                    // A partial download in progress (here or in another process) holds its lock.
+                    auto name = problem.path.filename().string();
+                    auto etag = name.substr(0, name.find('.'));
+                    if (auto lockPath = layout.lockFile(etag)) {
+                        auto lock = cache::BlobLock::tryAcquire(*lockPath);
+                        if (!lock || !*lock) continue;
+                    }
+                }
+                std::error_code ec;
+                auto bytes = std::filesystem::file_size(problem.path, ec);
+                protocol::PruneItem item{problem.path.string(), ec ? 0 : bytes, reason};
+                if (params.apply && !std::filesystem::remove(problem.path, ec)) continue;
+                result.bytes += item.bytes;
+                result.items.push_back(std::move(item));
+            }
+        }
+        return protocol::makeResult(request.id, json(result));
+    }
+
+    protocol::Response metrics(const protocol::Request& request) {
+        std::string text;
+        auto add = [&](std::string_view name, std::string_view type, std::string_view help) {
+            text += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+        };
+        auto statuses = entryStatuses();
+        add("hfwarm_entries", "gauge", "Manifest entries by state.");
+        for (auto state :
+             {protocol::EntryState::Pending, protocol::EntryState::Resolving,
+              protocol::EntryState::Downloading, protocol::EntryState::Ready, protocol::EntryState::Failed,
+              protocol::EntryState::Paused, protocol::EntryState::Offline}) {
+            auto count = std::count_if(statuses.begin(), statuses.end(),
+                                       [&](const protocol::EntryStatus& s) { return s.state == state; });
+            text += fmt::format("hfwarm_entries{{state=\"{}\"}} {}\n", protocol::stateName(state), count);
+        }
+        if (stack_.engine) {
+            const auto& c = stack_.engine->counters();
+            add("hfwarm_bytes_fetched_total", "counter", "Body bytes received for blobs.");
+            text += fmt::format("hfwarm_bytes_fetched_total {}\n", c.bytesFetched);
+            add("hfwarm_files_downloaded_total", "counter", "Blobs downloaded, verified and published.");
+            text += fmt::format("hfwarm_files_downloaded_total {}\n", c.filesDownloaded);
+            add("hfwarm_files_reused_total", "counter", "Files whose blob was already in the cache.");
+            text += fmt::format("hfwarm_files_reused_total {}\n", c.filesReused);
+            add("hfwarm_hash_mismatches_total", "counter",
+                "Downloads whose bytes did not hash to their name.");
+            text += fmt::format("hfwarm_hash_mismatches_total {}\n", c.hashMismatches);
+            add("hfwarm_retries_total", "counter", "Requests tried again after an error or a 429.");
+            text += fmt::format("hfwarm_retries_total {}\n", c.retries);
+            auto latency = stack_.engine->latency();
+            add("hfwarm_request_duration_seconds", "histogram",
+                "Time from a request being sent to its response headers.");
+            for (std::size_t i = 0; i < latency.bounds.size(); ++i)
+                text += fmt::format("hfwarm_request_duration_seconds_bucket{{le=\"{}\"}} {}\n",
+                                    latency.bounds[i], latency.counts[i]);
+            text += fmt::format("hfwarm_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", latency.total);
+            text += fmt::format("hfwarm_request_duration_seconds_sum {}\n", latency.sum);
+            text += fmt::format("hfwarm_request_duration_seconds_count {}\n", latency.total);
+        }
+        if (stack_.limiter) text += ratelimit::toPrometheus(stack_.limiter->snapshot());
+        return protocol::makeResult(request.id, json(protocol::MetricsResult{text}));
+    }
+
+    // --- Progress ------------------------------------------------------------------------------
+
+    void broadcastEntry(std::size_t index) {
+        auto statuses = entryStatuses();
+        if (index < statuses.size())
+            server_->broadcast({std::string(protocol::notification::entry), json(statuses[index])});
+    }
+
+    // Once a second: per-entry speed, a progress notification for subscribers, STATUS= for systemd.
+    net::awaitable<void> tick() {
+        net::steady_timer timer(ioc_);
+        while (!stopping_) {
+            timer.expires_after(std::chrono::seconds(1));
+            co_await timer.async_wait(kTuple);
+            if (!stack_.engine) continue;
+            auto now = Clock::now();
+            double dt = std::chrono::duration<double>(now - lastTick_).count();
+            lastTick_ = now;
+            for (const auto& p : stack_.engine->progress()) {
+                auto& schedule = scheduleOf(p.entry);
+                double delta = p.bytesDone >= schedule.lastBytes
+                                   ? static_cast<double>(p.bytesDone - schedule.lastBytes)
+                                   : 0;
+                schedule.speed = dt > 0 ? 0.5 * schedule.speed + 0.5 * delta / dt : 0;
+                if (schedule.speed < 1) schedule.speed = 0;
+                schedule.lastBytes = p.bytesDone;
+            }
+            auto result = statusResult(std::nullopt);
+            if (server_->subscriberCount() > 0) {
+                for (const auto& s : result.entries)
+                    if (s.state == protocol::EntryState::Downloading ||
+                        s.state == protocol::EntryState::Resolving)
+                        server_->broadcast({std::string(protocol::notification::entry), json(s)});
+                server_->broadcast({std::string(protocol::notification::totals), json(result.totals)});
+            }
+            notifier_.send(fmt::format("STATUS={}/{} entries ready, {} of {}, {}/s", result.totals.ready,
+                                       result.totals.entries, util::humanBytes(result.totals.bytesDone),
+                                       util::humanBytes(result.totals.bytesTotal),
+                                       util::humanBytes(static_cast<std::uint64_t>(result.totals.speed))));
+        }
+    }
+};
+
+}  // namespace
+
+int runService(const config::Config& config, const manifest::Manifest& manifest,
+               const std::filesystem::path& root) {
+    net::io_context ioc;
+    Service service(ioc, config, manifest, root);
+    int code = service.run();
+    if (code == 0) exitWithoutTeardown(0);
+    return code;
+}
+
 int runWithConfig(const config::Config& config, bool once) {
-    // Without the engine, the only job that can be done is an offline pass over an already
-    // checked configuration; everything else needs the network.
-    if (once && config.offline) return 0;
-    std::cerr << "hfwarmd: downloading is not available in this build\n";
-    return 2;
+    auto env = cache::processEnv();
+    std::optional<std::filesystem::path> override;
+    if (!config.cacheDir.empty()) override = config.cacheDir;
+    auto root = cache::resolveRoot(override, env);
+
+    auto loaded = manifest::loadAll(config.manifests);
+    if (!loaded.ok()) {
+        for (const auto& d : loaded.errors) std::cerr << "hfwarmd: " << d.format() << '\n';
+        return 2;
+    }
+    if (once) {
+        if (auto note = cache::candleRootNote(root, env)) std::cerr << "hfwarmd: note: " << *note << '\n';
+        return runOnce(config, loaded.manifest, root);
+    }
+    return runService(config, loaded.manifest, root);
 }
 
 }  // namespace hfwarm::daemon

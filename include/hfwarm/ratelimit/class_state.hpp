@@ -1,0 +1,133 @@
+// The decisions of one (host, class) budget, with time passed in: when a request may go, how the
+// Hub's headers re-seed the bucket, how a 429 pauses the class and how it recovers. The Limiter wraps
+// it with waiting; unit tests drive it directly.
+#pragma once
+
+#include "hfwarm/ratelimit/headers.hpp"
+#include "hfwarm/ratelimit/limits.hpp"
+#include "hfwarm/ratelimit/request_class.hpp"
+#include "hfwarm/ratelimit/token_bucket.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace hfwarm::ratelimit {
+
+// Tuning of the reactions; the defaults are what the daemon uses.
+struct ClassPolicy {
+    // 429 without a usable reset time: pause base * 2^(n-1), capped, times a jitter in [0.5, 1].
+    std::chrono::milliseconds backoffBase{1'000};
+    std::chrono::milliseconds backoffCap{60'000};
+    // Shortest pause after a 429, so that `t=0` or `Retry-After: 0` cannot cause a burst of retries.
+    std::chrono::milliseconds minPause{500};
+    // Longest pause, whatever the server says: the Hub's windows are 5 minutes.
+    std::chrono::seconds maxPause{3'600};
+    // Jitter added to a pause the server timed (t or Retry-After): up to min(this, a tenth of the
+    // pause), so that clients sharing one IP do not all return at the same instant.
+    std::chrono::milliseconds resetJitter{1'000};
+    // A probe whose response is never observed (the request failed and nobody reported status 0)
+    // stops blocking the class after this long: the Hub's own HEAD timeout in HFH is 10 s.
+    std::chrono::seconds probeTimeout{10};
+    // Without any rate-limit header: on a 429 the rate is multiplied by `decrease` (down to
+    // `minFactor` of the configured rate); each other response adds `increase` of it back.
+    double decrease = 0.5;
+    double minFactor = 1.0 / 64;
+    double increase = 0.02;
+};
+
+// What one response said, already reduced to this class's bucket.
+struct Observation {
+    int status = 0;  // HTTP status; 0 = the request failed without a response
+    std::optional<RateLimitItem> rateLimit;
+    std::optional<RateLimitPolicyItem> policy;
+    std::optional<std::chrono::seconds> retryAfter;
+
+    bool hasHeaders() const { return rateLimit || policy || retryAfter; }
+};
+
+// Parses the three headers (empty = absent) and keeps the items for `cls`'s bucket; items of other
+// buckets and malformed headers are dropped.
+Observation makeObservation(RequestClass cls, int status, std::string_view rateLimitHeader,
+                            std::string_view policyHeader, std::string_view retryAfterHeader,
+                            std::chrono::system_clock::time_point now);
+
+// Everything about one class that status and metrics show. Durations are seconds from `now`.
+struct ClassStatus {
+    double tokens = 0;
+    double rate = 0;  // current requests per second (announced or configured, after AIMD)
+    double burst = 0;
+    double configuredRate = 0;
+    double aimdFactor = 1;                   // < 1 after 429s without headers
+    std::optional<std::uint64_t> remaining;  // last announced r
+    std::optional<std::uint64_t> quota;      // last announced q
+    std::optional<std::uint64_t> window;     // last announced w, seconds
+    std::optional<double> resetIn;           // until the announced window resets; nullopt once past
+    double pausedFor = 0;                    // 0 when not paused
+    bool probing = false;                    // at the start and after a 429: one probe at a time
+    std::uint64_t count429 = 0;
+    std::uint64_t requests = 0;
+};
+
+class ClassState {
+  public:
+    struct Decision {
+        bool go = false;     // the request may be sent now; a token was taken
+        bool probe = false;  // it is the single probe after a 429 pause
+        Duration wait{};     // otherwise: ask again after this long (or when woken)
+    };
+
+    // Starts with a single probe: until the first answer arrives nothing is known about the budget
+    // (another client behind the same IP may have spent it), so a burst could only earn 429s.
+    ClassState(ClassLimits limits, TimePoint now, ClassPolicy policy = {});
+
+    // Asks to send one request now.
+    Decision tryAcquire(TimePoint now);
+
+    // Feeds a response (or a failure without one). `jitter` is a uniform random number in [0, 1).
+    void observe(TimePoint now, const Observation& observation, double jitter);
+
+    // New configured rate and burst; an announced budget still takes precedence over the rate.
+    void setLimits(TimePoint now, ClassLimits limits);
+    const ClassLimits& limits() const { return limits_; }
+
+    ClassStatus status(TimePoint now) const;
+
+  private:
+    enum class Phase { Open, Paused, Probing };
+
+    void advance(TimePoint now);
+    void applyRate(TimePoint now);
+    bool applyAnnouncement(TimePoint now, const Observation& o);
+    void on429(TimePoint now, const Observation& o, bool current, double jitter);
+    void pauseUntil(TimePoint until, bool probeAfter);
+    Duration untilReset(TimePoint now) const;
+    Duration capped(std::chrono::seconds told) const;
+    Duration capped(std::uint64_t toldSeconds) const;
+    Duration withJitter(Duration pause, double jitter) const;
+
+    ClassLimits limits_;
+    ClassPolicy policy_;
+    TokenBucket bucket_;
+    Phase phase_ = Phase::Probing;
+    TimePoint pausedUntil_{};
+    bool probeAfterPause_ = false;
+    bool probeOut_ = false;
+    TimePoint probeDeadline_{};
+    unsigned backoffStep_ = 0;
+    double aimdFactor_ = 1.0;
+    // The pace the Hub's last announcement allows; nullopt until it has said anything.
+    std::optional<double> announcedRate_;
+    std::optional<std::uint64_t> remaining_;
+    std::optional<std::uint64_t> quota_;
+    std::optional<std::uint64_t> window_;
+    // When the announced window ends, as tightly as the whole-second `t` of several responses
+    // pins it down; `rolled_` once that time has passed.
+    std::optional<TimePoint> resetAt_;
+    bool rolled_ = false;
+    std::uint64_t count429_ = 0;
+    std::uint64_t requests_ = 0;
+};
+
+}  // namespace hfwarm::ratelimit

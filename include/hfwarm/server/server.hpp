@@ -1,0 +1,96 @@
+// hfwarmd's Unix socket: newline-delimited JSON-RPC 2.0 (DESIGN.md section 5).
+//
+// The server owns the socket file, the connections and the limits (line size, client count, idle
+// time, subscriber queues). It answers `version` and `subscribe` itself, rejects unknown methods,
+// and hands every other method of protocol::method to a Handler. Everything runs on the
+// executor's io_context, on one thread: no locks.
+#pragma once
+
+#include "hfwarm/protocol/jsonrpc.hpp"
+#include "hfwarm/util/aliases.hpp"
+#include "hfwarm/util/result.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace hfwarm::server {
+
+struct Options {
+    // Where to bind. With activatedFd set, only used in messages.
+    std::filesystem::path socketPath;
+    // File mode of the socket; the parent directory, when the server creates it, gets 0700 plus
+    // search permission for the group and others that the mode lets in.
+    unsigned mode = 0660;
+    // Connections beyond this get one error line (-32000) and are closed.
+    std::size_t maxClients = 256;
+    // A connection that has not subscribed and sends nothing for this long is closed.
+    std::chrono::steady_clock::duration idleTimeout = std::chrono::seconds(60);
+    // Longest request line, newline excluded; a longer one gets -32001 and the connection closes.
+    std::size_t maxLineBytes = protocol::kMaxLineBytes;
+    // Lines waiting to be written to one client; a subscriber that falls further behind is dropped
+    // so that a stuck reader never holds memory or the daemon.
+    std::size_t maxQueuedLines = 1024;
+    // A listening socket passed by systemd (see activation.hpp); the server neither binds, chmods
+    // nor removes the socket file then.
+    std::optional<int> activatedFd;
+    // What `version` answers; empty: this build's version.
+    std::string version;
+};
+
+// Answers the methods the server does not answer itself: status, lookup, sync, reload, pause,
+// resume, verify, prune, metrics, shutdown. Called on the server's io_context, one call per
+// request, concurrently for different clients (each client's requests are answered in order).
+// Return protocol::makeResult / protocol::makeError; the server sets the id. An exception becomes
+// -32603 with its message, is logged, and the server carries on.
+class Handler {
+  public:
+    virtual ~Handler() = default;
+    virtual net::awaitable<protocol::Response> handle(protocol::Request request) = 0;
+};
+
+class Server {
+  public:
+    // `handler` must outlive every coroutine the server runs (until the io_context has returned).
+    Server(net::any_io_executor executor, Options options, Handler& handler);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds the socket (or adopts activatedFd) and listens. Errors say what failed on which path
+    // and what to do: another hfwarmd already listening, a path that is not a socket, a path too
+    // long for sockaddr_un, a directory that cannot be created. A stale socket file (nobody
+    // accepts on it) is replaced.
+    Result<void> listen();
+
+    // Starts accepting; call after listen() succeeded.
+    void start();
+
+    // Stops accepting, removes the socket file it created, and closes every connection once the
+    // replies already due are written (a request being handled still gets its answer). Safe to
+    // call from inside Handler::handle (e.g. for `shutdown`) and more than once. The server's
+    // coroutines then end on their own: let the io_context run out rather than stopping it.
+    void stop();
+
+    // Queues a notification to every subscribed client. Never blocks; a subscriber whose queue is
+    // full is dropped.
+    void broadcast(const protocol::Notification& notification);
+
+    std::size_t clientCount() const;
+    std::size_t subscriberCount() const;
+    const std::filesystem::path& socketPath() const;
+
+    // Opaque; shared with the connections, which may outlive a stopped Server by a few callbacks.
+    struct Impl;
+
+  private:
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace hfwarm::server

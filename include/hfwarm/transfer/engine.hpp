@@ -1,0 +1,114 @@
+// The download engine: turns manifest entries into a warm Hugging Face cache.
+//
+// For each entry it lists the repo once (one API request), picks the files the entry selects, and
+// downloads every missing blob into blobs/<etag>.incomplete with one resolver request per file,
+// resuming with Range after any interruption (also across processes), checking size and hash
+// before publishing, then links the snapshot and writes refs/<revision> last. Concurrency is
+// bounded by ClientOptions (connections) and EngineOptions::filesInFlight. Everything runs on one
+// io_context; hashing of bytes already on disk runs on a small thread pool.
+#pragma once
+
+#include "hfwarm/http/client.hpp"
+#include "hfwarm/manifest/manifest.hpp"
+#include "hfwarm/ratelimit/backoff.hpp"
+#include "hfwarm/ratelimit/limiter.hpp"
+#include "hfwarm/util/aliases.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hfwarm::transfer {
+
+enum class EntryState { Pending, Resolving, Downloading, Ready, Failed, Paused, Offline };
+
+// "pending", "resolving", "downloading", "ready", "failed", "paused", "offline"
+std::string_view stateName(EntryState state);
+
+// What the engine knows of one entry; the daemon's status and the --once display read it.
+struct EntryProgress {
+    manifest::Entry entry;
+    EntryState state = EntryState::Pending;
+    std::optional<std::string> commit;
+    std::uint64_t filesDone = 0;
+    std::uint64_t filesTotal = 0;
+    std::uint64_t bytesDone = 0;
+    std::uint64_t bytesTotal = 0;
+    std::string error;  // empty while nothing failed; the reason once the entry failed
+    std::optional<std::chrono::system_clock::time_point> lastChecked;
+    std::vector<std::string> currentFiles;  // paths being downloaded now
+};
+
+// Counters over the engine's life, for metrics and the final summary.
+struct Counters {
+    std::uint64_t bytesFetched = 0;  // body bytes received for blobs (resumed bytes are not refetched)
+    std::uint64_t filesDownloaded = 0;
+    std::uint64_t filesReused = 0;  // blob already present and of the right size
+    std::uint64_t hashMismatches = 0;
+    std::uint64_t retries = 0;
+};
+
+struct EngineOptions {
+    std::filesystem::path root;                      // resolved cache root
+    std::string endpoint;                            // "https://huggingface.co", no trailing '/'
+    bool tokenConfigured = false;                    // whether the client sends a token to the endpoint
+    std::size_t filesInFlight = 8;                   // files downloading at once, all entries together
+    ratelimit::Backoff backoff;                      // network errors, timeouts, 5xx, corrupt bodies
+    unsigned rateLimitedAttempts = 30;               // 429s tolerated for one request before the entry fails
+    std::uint64_t minFreeSpace = 0;                  // bytes to leave free on the cache's file system
+    std::chrono::milliseconds lockTimeout{600'000};  // longest wait for another process's blob lock
+};
+
+class Engine {
+  public:
+    // `client` and `limiter` must outlive the engine. The engine installs hooks on the client so
+    // that every Hub request goes through `limiter` and every body chunk through its bandwidth cap.
+    Engine(net::any_io_executor executor, http::Client& client, ratelimit::Limiter& limiter,
+           EngineOptions options);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Replaces the entries (a reload). Progress of entries that stay is kept.
+    void setEntries(const std::vector<manifest::Entry>& entries);
+
+    // Warms every entry concurrently and returns when each is Ready or Failed.
+    net::awaitable<void> warmAll();
+
+    // Warms the entry at `index` of progress().
+    net::awaitable<void> warm(std::size_t index);
+
+    // While paused no new request leaves (a transfer already streaming finishes its current
+    // response); resume lets the waiting requests go in their order.
+    void setPaused(bool paused);
+    bool paused() const;
+
+    // Request latency (request written to response headers read) of every hop, as counts per
+    // upper bound in seconds (the last bound is +Inf), with their sum: a Prometheus histogram.
+    struct LatencyHistogram {
+        std::vector<double> bounds;
+        std::vector<std::uint64_t> counts;  // cumulative, one per bound
+        double sum = 0;
+        std::uint64_t total = 0;
+    };
+    LatencyHistogram latency() const;
+
+    // A copy of every entry's progress, in manifest order.
+    std::vector<EntryProgress> progress() const;
+    const Counters& counters() const;
+    const EngineOptions& options() const;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hfwarm::transfer

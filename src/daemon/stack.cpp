@@ -1,0 +1,71 @@
+#include "hfwarm/daemon/stack.hpp"
+
+#include "hfwarm/config/token.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+namespace hfwarm::daemon {
+
+namespace {
+
+std::chrono::milliseconds millis(double seconds) {
+    return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+}  // namespace
+
+ratelimit::LimiterConfig limiterConfig(const config::Config& config) {
+    ratelimit::LimiterConfig limits;
+    limits.api = {config.limits.api.rate, config.limits.api.burst};
+    limits.resolvers = {config.limits.resolvers.rate, config.limits.resolvers.burst};
+    limits.bandwidth = config.bandwidth;
+    return limits;
+}
+
+Result<Stack> makeStack(net::any_io_executor executor, const config::Config& config,
+                        const std::filesystem::path& root) {
+    auto token = config::findToken(config::Environment::current());
+
+    http::ClientOptions clientOptions;
+    clientOptions.caFile = config.caFile.string();
+    clientOptions.connections = static_cast<std::size_t>(config.connections);
+    clientOptions.connectionsPerHost = static_cast<std::size_t>(config.connectionsPerHost);
+    clientOptions.connectTimeout = millis(config.requestTimeout);
+    clientOptions.handshakeTimeout = millis(config.requestTimeout);
+    clientOptions.requestTimeout = millis(config.requestTimeout);
+    clientOptions.stallTimeout = millis(config.stallTimeout);
+    clientOptions.token = token.value_or("");
+    clientOptions.tokenHost = http::normalizeAuthority(config.endpoint);
+
+    Stack stack;
+    auto client = http::Client::create(executor, clientOptions);
+    if (!client) return client.error();
+    stack.client = std::move(*client);
+    stack.limiter = std::make_unique<ratelimit::Limiter>(executor, limiterConfig(config));
+
+    transfer::EngineOptions engineOptions;
+    engineOptions.root = root;
+    engineOptions.endpoint = config.endpoint;
+    engineOptions.tokenConfigured = token.has_value();
+    engineOptions.filesInFlight = static_cast<std::size_t>(config.filesInFlight);
+    engineOptions.backoff.base = millis(config.retry.baseDelay);
+    engineOptions.backoff.cap = millis(config.retry.maxDelay);
+    engineOptions.backoff.maxAttempts = static_cast<unsigned>(config.retry.maxAttempts);
+    engineOptions.minFreeSpace = config.minFreeSpace;
+    stack.engine = std::make_unique<transfer::Engine>(executor, *stack.client, *stack.limiter, engineOptions);
+    return stack;
+}
+
+void exitWithoutTeardown(int code) {
+    spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& logger) { logger->flush(); });
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+    std::_Exit(code);
+}
+
+}  // namespace hfwarm::daemon

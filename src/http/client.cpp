@@ -1,0 +1,839 @@
+// The only translation unit of the project that compiles Beast and Asio SSL: the connection pool,
+// connection setup, one exchange per hop and the body readers.
+#include "hfwarm/http/client.hpp"
+
+#include "hfwarm/util/log.hpp"
+#include "hfwarm_version.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <list>
+#include <map>
+#include <vector>
+
+namespace hfwarm::http {
+
+namespace {
+
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using ErrorCode = boost::system::error_code;
+using Parser = bhttp::response_parser<bhttp::buffer_body>;
+using HttpRequest = bhttp::request<bhttp::string_body>;
+
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+// Body bytes are read into a buffer of this size and handed on once at least kMinDelivery bytes
+// arrived: fewer, larger writes and hook calls, while every socket read keeps its own stall timer.
+constexpr std::size_t kChunkSize = 256 * 1024;
+constexpr std::size_t kMinDelivery = 64 * 1024;
+constexpr std::size_t kReadBufferSize = 64 * 1024;  // an unsized flat_buffer reads 512 bytes at a time
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;   // signed CDN Locations and Link headers are long
+constexpr std::uint64_t kRedirectDrainLimit = 64 * 1024;
+
+std::string seconds(std::chrono::milliseconds d) {
+    if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+    return std::to_string(d.count()) + " ms";
+}
+
+bool isIpLiteral(const std::string& host) {
+    ErrorCode ec;
+    net::ip::make_address(host, ec);
+    return !ec;
+}
+
+std::string hostHeader(const Url& url) {
+    std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+    std::uint16_t defaultPort = url.https() ? 443 : 80;
+    if (url.port != defaultPort) host += ":" + std::to_string(url.port);
+    return host;
+}
+
+bool reservedField(std::string_view name) {
+    static constexpr std::string_view kReserved[] = {
+        "host",           "user-agent", "accept-encoding",  "authorization",
+        "content-length", "connection", "transfer-encoding"};
+    return std::any_of(std::begin(kReserved), std::end(kReserved),
+                       [&](std::string_view reserved) { return beast::iequals(reserved, name); });
+}
+
+// What a server does to an idle keep-alive connection it closed: the request may go again on a
+// new connection.
+bool connectionLost(const ErrorCode& ec) {
+    return ec == net::error::eof || ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == net::error::connection_aborted || ec == bhttp::error::end_of_stream ||
+           ec == net::ssl::error::stream_truncated;
+}
+
+bool isRedirect(unsigned status) {
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+std::string percentDecode(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+            out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+std::string base64(std::string_view data) {
+    std::string out(4 * ((data.size() + 2) / 3), '\0');
+    int n =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                        reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+// An https proxy reached with CONNECT.
+struct Proxy {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string authorization;  // "Basic ..." from the URL's user info, or empty
+    std::string shown;          // the proxy URL without credentials
+};
+
+// "http://[user:password@]host[:port]" (scheme optional, as curl reads it); TLS to the proxy itself
+// is not supported.
+Result<Proxy> parseProxy(std::string_view text) {
+    std::string url(text);
+    if (url.find("://") == std::string::npos) url = "http://" + url;
+    auto authorityStart = url.find("://") + 3;
+    auto authorityEnd = url.find_first_of("/?#", authorityStart);
+    std::string authority = url.substr(
+        authorityStart, authorityEnd == std::string::npos ? authorityEnd : authorityEnd - authorityStart);
+    std::string credentials;
+    if (auto at = authority.rfind('@'); at != std::string::npos) {
+        credentials = authority.substr(0, at);
+        url.erase(authorityStart, at + 1);
+    }
+    auto parsed = parseUrl(url);
+    if (!parsed) return makeError("invalid proxy " + redactUrl(url) + ": " + parsed.error().message);
+    if (parsed->https())
+        return makeError("proxy " + redactUrl(url) +
+                         " uses https, which is not supported: use an http:// proxy URL");
+    Proxy proxy{parsed->host, parsed->port, {}, parsed->scheme + "://" + parsed->authority()};
+    if (!credentials.empty()) {
+        auto colon = credentials.find(':');
+        std::string user = percentDecode(credentials.substr(0, colon));
+        std::string password = colon == std::string::npos ? "" : percentDecode(credentials.substr(colon + 1));
+        proxy.authorization = "Basic " + base64(user + ":" + password);
+    }
+    return proxy;
+}
+
+struct BodyProgress {
+    std::uint64_t received = 0;
+    std::optional<std::uint64_t> expected;
+};
+
+Failure readFailure(const ErrorCode& ec, const std::string& shown, std::chrono::milliseconds limit,
+                    bool stall, const BodyProgress* progress) {
+    std::string where;
+    if (progress) {
+        where = " after " + std::to_string(progress->received);
+        where +=
+            progress->expected ? " of " + std::to_string(*progress->expected) + " body bytes" : " body bytes";
+    }
+    if (ec == beast::error::timeout) {
+        if (stall)
+            return Failure{FailureKind::Stall, "no data from " + shown + " for " + seconds(limit) + where +
+                                                   "; the transfer was cut"};
+        return Failure{FailureKind::Timeout, shown + " did not complete within " + seconds(limit) + where};
+    }
+    if (ec == bhttp::error::body_limit)
+        return Failure{FailureKind::BodyTooLarge,
+                       "the response body of " + shown + " exceeds its size limit"};
+    if (connectionLost(ec) || ec == bhttp::error::partial_message)
+        return Failure{FailureKind::Network, "the connection to " + shown + " was closed early" + where};
+    if (ec == net::error::operation_aborted)
+        return Failure{FailureKind::Aborted, "the request to " + shown + " was cancelled"};
+    if (ec.category() == make_error_code(bhttp::error::bad_version).category())
+        return Failure{FailureKind::Network, "malformed HTTP response from " + shown + ": " + ec.message()};
+    return Failure{FailureKind::Network, "reading from " + shown + " failed" + where + ": " + ec.message()};
+}
+
+struct Connection {
+    Connection(net::any_io_executor executor, ssl::context& tls, std::string poolKey, bool secure)
+        : key(std::move(poolKey)) {
+        if (secure)
+            tlsStream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor, tls);
+        else
+            plainStream = std::make_unique<beast::tcp_stream>(executor);
+        buffer.reserve(kReadBufferSize);
+    }
+
+    beast::tcp_stream& tcp() { return tlsStream ? beast::get_lowest_layer(*tlsStream) : *plainStream; }
+
+    std::string key;  // "scheme://host:port"
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tlsStream;
+    std::unique_ptr<beast::tcp_stream> plainStream;
+    beast::flat_buffer buffer;
+    Clock::time_point idleSince{};
+    bool reused = false;
+};
+
+// A pooled connection whose peer already closed it (FIN or a TLS alert waiting) is not reused.
+bool looksAlive(Connection& connection) {
+    char probe = 0;
+    auto fd = connection.tcp().socket().native_handle();
+    ssize_t n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Where body bytes go: a string, a Sink, or nowhere (a redirect's body).
+class BodyTarget {
+  public:
+    virtual ~BodyTarget() = default;
+    virtual net::awaitable<FetchResult<void>> deliver(const char* data, std::size_t size) = 0;
+};
+
+class StringTarget final : public BodyTarget {
+  public:
+    StringTarget(std::string& out, std::uint64_t limit, const std::string& shown, Hooks* hooks)
+        : out_(out), limit_(limit), shown_(shown), hooks_(hooks) {}
+
+    net::awaitable<FetchResult<void>> deliver(const char* data, std::size_t size) override {
+        if (out_.size() + size > limit_)
+            co_return Failure{FailureKind::BodyTooLarge, "the response body of " + shown_ +
+                                                             " exceeds the limit of " +
+                                                             std::to_string(limit_) + " bytes"};
+        if (hooks_) co_await hooks_->beforeBodyChunk(size);
+        out_.append(data, size);
+        co_return FetchResult<void>{};
+    }
+
+  private:
+    std::string& out_;
+    std::uint64_t limit_;
+    const std::string& shown_;
+    Hooks* hooks_;
+};
+
+class SinkTarget final : public BodyTarget {
+  public:
+    SinkTarget(Sink& sink, Hooks* hooks) : sink_(sink), hooks_(hooks) {}
+
+    net::awaitable<FetchResult<void>> deliver(const char* data, std::size_t size) override {
+        if (hooks_) co_await hooks_->beforeBodyChunk(size);
+        auto accepted = co_await sink_.onData(data, size);
+        if (!accepted) co_return Failure{FailureKind::Aborted, accepted.error().message};
+        co_return FetchResult<void>{};
+    }
+
+  private:
+    Sink& sink_;
+    Hooks* hooks_;
+};
+
+class DiscardTarget final : public BodyTarget {
+  public:
+    net::awaitable<FetchResult<void>> deliver(const char*, std::size_t) override {
+        co_return FetchResult<void>{};
+    }
+};
+
+template <class Stream>
+net::awaitable<ErrorCode> exchangeOn(Stream& stream, Connection& connection, HttpRequest& request,
+                                     Parser& parser) {
+    auto [writeError, written] = co_await bhttp::async_write(stream, request, kTuple);
+    if (writeError) co_return writeError;
+    auto [readError, read] = co_await bhttp::async_read_header(stream, connection.buffer, parser, kTuple);
+    co_return readError;
+}
+
+struct BodyRead {
+    std::optional<std::chrono::milliseconds> stall;  // per read; without it the request deadline holds
+    std::chrono::milliseconds deadline{0};           // for messages only
+};
+
+// Reads the rest of the body into `target` and says whether the connection can be reused.
+template <class Stream>
+net::awaitable<FetchResult<bool>> readBodyOn(Stream& stream, Connection& connection, Parser& parser,
+                                             BodyTarget& target, BodyRead how, const std::string& shown) {
+    if (parser.is_done()) co_return parser.keep_alive();
+    std::vector<char> chunk(kChunkSize);
+    std::size_t filled = 0;
+    BodyProgress progress;
+    if (auto length = parser.content_length()) progress.expected = *length;
+    auto limit = how.stall.value_or(how.deadline);
+
+    if (!parser.chunked() && parser.content_length()) {
+        // Fixed-length body: read the socket straight into the chunk, skipping the parser's copy.
+        std::uint64_t remaining = *parser.content_length();
+        std::size_t buffered =
+            static_cast<std::size_t>(std::min<std::uint64_t>(connection.buffer.size(), remaining));
+        filled = net::buffer_copy(net::buffer(chunk.data(), std::min(buffered, chunk.size())),
+                                  connection.buffer.data());
+        connection.buffer.consume(filled);
+        remaining -= filled;
+        while (remaining > 0) {
+            if (filled >= kMinDelivery) {
+                auto delivered = co_await target.deliver(chunk.data(), filled);
+                if (!delivered) co_return delivered.error();
+                progress.received += filled;
+                filled = 0;
+            }
+            std::size_t want =
+                static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size() - filled, remaining));
+            if (how.stall) connection.tcp().expires_after(*how.stall);
+            auto [ec, n] = co_await stream.async_read_some(net::buffer(chunk.data() + filled, want), kTuple);
+            filled += n;
+            remaining -= n;
+            if (ec) {
+                // Hand on what arrived so a resume with Range loses nothing.
+                if (filled) {
+                    auto delivered = co_await target.deliver(chunk.data(), filled);
+                    if (!delivered) co_return delivered.error();
+                    progress.received += filled;
+                }
+                co_return readFailure(ec, shown, limit, how.stall.has_value(), &progress);
+            }
+        }
+        if (filled) {
+            auto delivered = co_await target.deliver(chunk.data(), filled);
+            if (!delivered) co_return delivered.error();
+        }
+        co_return parser.keep_alive();
+    }
+
+    // Chunked or closed-by-EOF body: the parser removes the framing.
+    while (!parser.is_done()) {
+        auto& body = parser.get().body();
+        body.data = chunk.data() + filled;
+        body.size = chunk.size() - filled;
+        body.more = true;
+        if (how.stall) connection.tcp().expires_after(*how.stall);
+        auto [ec, n] = co_await bhttp::async_read_some(stream, connection.buffer, parser, kTuple);
+        if (ec == bhttp::error::need_buffer) ec = {};
+        filled = chunk.size() - body.size;
+        if (ec || filled >= kMinDelivery || parser.is_done()) {
+            if (filled) {
+                auto delivered = co_await target.deliver(chunk.data(), filled);
+                if (!delivered) co_return delivered.error();
+                progress.received += filled;
+                filled = 0;
+            }
+        }
+        if (ec) co_return readFailure(ec, shown, limit, how.stall.has_value(), &progress);
+    }
+    co_return parser.keep_alive();
+}
+
+}  // namespace
+
+struct Client::Impl {
+    Impl(net::any_io_executor ex, ClientOptions opts)
+        : executor(std::move(ex)), options(std::move(opts)), log(util::logger("http")) {
+        if (!options.tokenHost.empty()) options.tokenHost = normalizeAuthority(options.tokenHost);
+        userAgent = options.userAgent.empty() ? std::string("hfwarm/") + HFWARM_VERSION : options.userAgent;
+        options.connections = std::max<std::size_t>(options.connections, 1);
+        options.connectionsPerHost = std::max<std::size_t>(options.connectionsPerHost, 1);
+    }
+
+    struct HostPool {
+        std::size_t open = 0;  // in use plus idle
+        std::vector<std::unique_ptr<Connection>> idle;
+    };
+
+    // A request waiting for a connection; granted either an idle connection or a slot to open one.
+    struct Waiter {
+        std::string key;
+        net::steady_timer timer;
+        std::unique_ptr<Connection> connection;
+        bool slot = false;
+        bool queued = true;
+    };
+
+    // Leaves the queue and gives back what was granted but not taken when the waiting request
+    // ends early.
+    struct WaiterGuard {
+        Impl& impl;
+        Waiter& waiter;
+        ~WaiterGuard() {
+            if (waiter.queued) impl.waiters.remove(&waiter);
+            if (waiter.connection) impl.release(std::move(waiter.connection), true);
+            if (waiter.slot) impl.freeSlot(waiter.key);
+        }
+    };
+
+    std::unique_ptr<Connection> takeIdle(const std::string& key) {
+        auto& pool = hosts[key];
+        while (!pool.idle.empty()) {
+            auto connection = std::move(pool.idle.back());
+            pool.idle.pop_back();
+            if (Clock::now() - connection->idleSince < options.idleTimeout && looksAlive(*connection)) {
+                connection->reused = true;
+                return connection;
+            }
+            pool.open--;
+            open--;
+        }
+        return nullptr;
+    }
+
+    // Closes the longest idle connection of another host to make room under the global cap.
+    bool evictIdle(const std::string& except) {
+        HostPool* victim = nullptr;
+        for (auto& [key, pool] : hosts) {
+            if (key == except || pool.idle.empty()) continue;
+            if (!victim || pool.idle.front()->idleSince < victim->idle.front()->idleSince) victim = &pool;
+        }
+        if (!victim) return false;
+        victim->idle.erase(victim->idle.begin());
+        victim->open--;
+        open--;
+        return true;
+    }
+
+    bool reserveSlot(const std::string& key) {
+        auto& pool = hosts[key];
+        if (pool.open >= options.connectionsPerHost) return false;
+        if (open >= options.connections && !evictIdle(key)) return false;
+        pool.open++;
+        open++;
+        return true;
+    }
+
+    void freeSlot(const std::string& key) {
+        hosts[key].open--;
+        open--;
+        dispatch();
+    }
+
+    void release(std::unique_ptr<Connection> connection, bool reusable) {
+        std::string key = connection->key;
+        if (reusable) {
+            connection->tcp().expires_never();
+            connection->idleSince = Clock::now();
+            hosts[key].idle.push_back(std::move(connection));
+        } else {
+            connection.reset();
+            hosts[key].open--;
+            open--;
+        }
+        dispatch();
+    }
+
+    // Hands idle connections and free slots to waiters in arrival order.
+    void dispatch() {
+        for (auto it = waiters.begin(); it != waiters.end();) {
+            Waiter& waiter = **it;
+            if (auto connection = takeIdle(waiter.key))
+                waiter.connection = std::move(connection);
+            else if (reserveSlot(waiter.key))
+                waiter.slot = true;
+            else {
+                ++it;
+                continue;
+            }
+            waiter.queued = false;
+            waiter.timer.cancel();
+            it = waiters.erase(it);
+        }
+    }
+
+    // Asks the proxy for a tunnel to `url`'s host; TLS then runs end to end through it.
+    net::awaitable<FetchResult<void>> openTunnel(beast::tcp_stream& stream, const Url& url,
+                                                 const std::string& shown) {
+        bhttp::request<bhttp::empty_body> request{bhttp::verb::connect, url.authority(), 11};
+        request.set(bhttp::field::host, url.authority());
+        request.set(bhttp::field::user_agent, userAgent);
+        if (!proxy->authorization.empty())
+            request.set(bhttp::field::proxy_authorization, proxy->authorization);
+        stream.expires_after(options.connectTimeout);
+        auto [writeError, written] = co_await bhttp::async_write(stream, request, kTuple);
+        beast::flat_buffer buffer;
+        bhttp::response_parser<bhttp::empty_body> parser;
+        // A CONNECT answer has no body; whatever follows belongs to the tunnel.
+        parser.skip(true);
+        ErrorCode readError = writeError;
+        if (!writeError) {
+            auto [headerError, headerBytes] =
+                co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+            readError = headerError;
+        }
+        if (readError == beast::error::timeout)
+            co_return Failure{FailureKind::Timeout, "proxy " + proxy->shown + " did not open a tunnel for " +
+                                                        shown + " within " + seconds(options.connectTimeout)};
+        if (readError)
+            co_return Failure{FailureKind::Connect, "proxy " + proxy->shown +
+                                                        " failed to open a tunnel for " + shown + ": " +
+                                                        readError.message()};
+        unsigned status = parser.get().result_int();
+        if (status == 407)
+            co_return Failure{FailureKind::Connect,
+                              "proxy " + proxy->shown +
+                                  " requires authentication (HTTP 407): put user:password in "
+                                  "HTTPS_PROXY, e.g. http://user:password@proxy:3128"};
+        if (status / 100 != 2)
+            co_return Failure{FailureKind::Connect, "proxy " + proxy->shown + " refused a tunnel to " +
+                                                        url.authority() + " (HTTP " + std::to_string(status) +
+                                                        "); check HTTPS_PROXY and NO_PROXY"};
+        co_return FetchResult<void>{};
+    }
+
+    net::awaitable<FetchResult<void>> connect(Connection& connection, const Url& url,
+                                              const std::string& shown) {
+        auto& stream = connection.tcp();
+        const bool tunnel =
+            proxy && connection.tlsStream && !bypassesProxy(url.host, url.port, options.noProxy);
+        const std::string dialHost = tunnel ? proxy->host : url.host;
+        const std::uint16_t dialPort = tunnel ? proxy->port : url.port;
+        const std::string dialName = tunnel ? "proxy " + proxy->shown : url.authority();
+        std::vector<tcp::endpoint> endpoints;
+        ErrorCode addressError;
+        auto address = net::ip::make_address(dialHost, addressError);
+        if (!addressError) {
+            endpoints.emplace_back(address, dialPort);
+        } else {
+            // Name resolution runs on Asio's resolver thread and is bounded by the system
+            // resolver's own timeouts.
+            tcp::resolver resolver(executor);
+            auto [ec, results] = co_await resolver.async_resolve(dialHost, std::to_string(dialPort), kTuple);
+            if (ec)
+                co_return Failure{FailureKind::Connect, "cannot resolve host " + dialHost + " for " + shown +
+                                                            ": " + ec.message() +
+                                                            "; check the endpoint and the network"};
+            for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+        }
+        stream.expires_after(options.connectTimeout);
+        auto [connectError, endpoint] = co_await stream.async_connect(endpoints, kTuple);
+        if (connectError == beast::error::timeout)
+            co_return Failure{FailureKind::Timeout, "connecting to " + dialName + " for " + shown +
+                                                        " timed out after " +
+                                                        seconds(options.connectTimeout)};
+        if (connectError)
+            co_return Failure{FailureKind::Connect, "cannot connect to " + dialName + " for " + shown + ": " +
+                                                        connectError.message()};
+        ErrorCode ignored;
+        stream.socket().set_option(tcp::no_delay(true), ignored);
+        if (tunnel) {
+            auto opened = co_await openTunnel(stream, url, shown);
+            if (!opened) co_return opened.error();
+        }
+        if (connection.tlsStream) {
+            auto& tls = *connection.tlsStream;
+            // SNI carries host names only; an IP literal is checked against the certificate's IPs.
+            if (!isIpLiteral(url.host)) SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str());
+            tls.set_verify_mode(ssl::verify_peer);
+            tls.set_verify_callback(ssl::host_name_verification(url.host));
+            stream.expires_after(options.handshakeTimeout);
+            auto [handshakeError] = co_await tls.async_handshake(ssl::stream_base::client, kTuple);
+            if (handshakeError == beast::error::timeout)
+                co_return Failure{FailureKind::Timeout, "TLS handshake with " + url.authority() + " for " +
+                                                            shown + " timed out after " +
+                                                            seconds(options.handshakeTimeout)};
+            if (handshakeError) {
+                long verify = SSL_get_verify_result(tls.native_handle());
+                bool verifyFailed = handshakeError.category() == net::error::get_ssl_category() &&
+                                    ERR_GET_REASON(handshakeError.value()) == SSL_R_CERTIFICATE_VERIFY_FAILED;
+                if (verifyFailed || verify != X509_V_OK) {
+                    std::string why = verify != X509_V_OK ? X509_verify_cert_error_string(verify)
+                                                          : "the certificate does not match host " + url.host;
+                    co_return Failure{
+                        FailureKind::Tls,
+                        "TLS certificate verification failed for " + shown + ": " + why +
+                            "; if the server uses a private CA, pass its PEM bundle with --ca-file"};
+                }
+                co_return Failure{FailureKind::Tls, "TLS handshake with " + url.authority() + " for " +
+                                                        shown + " failed: " + handshakeError.message()};
+            }
+        }
+        stream.expires_never();
+        co_return FetchResult<void>{};
+    }
+
+    net::awaitable<FetchResult<std::unique_ptr<Connection>>> acquire(const Url& url,
+                                                                     const std::string& shown) {
+        std::string key = url.scheme + "://" + url.authority();
+        if (auto idle = takeIdle(key)) co_return std::move(idle);
+        if (!reserveSlot(key)) {
+            Waiter waiter{key, net::steady_timer(executor, net::steady_timer::time_point::max()), nullptr,
+                          false, true};
+            waiters.push_back(&waiter);
+            WaiterGuard guard{*this, waiter};
+            co_await waiter.timer.async_wait(kTuple);
+            if (waiter.connection) co_return std::move(waiter.connection);
+            if (!waiter.slot)
+                co_return Failure{FailureKind::Aborted, "the request to " + shown +
+                                                            " was cancelled while waiting for a connection"};
+            waiter.slot = false;
+        }
+        auto connection = std::make_unique<Connection>(executor, tls, key, url.https());
+        auto connected = co_await connect(*connection, url, shown);
+        if (!connected) {
+            connection.reset();
+            freeSlot(key);
+            co_return connected.error();
+        }
+        counters.connectionsOpened++;
+        co_return std::move(connection);
+    }
+
+    net::awaitable<ErrorCode> exchange(Connection& connection, HttpRequest& request, Parser& parser) {
+        if (connection.tlsStream) {
+            auto ec = co_await exchangeOn(*connection.tlsStream, connection, request, parser);
+            co_return ec;
+        }
+        auto ec = co_await exchangeOn(*connection.plainStream, connection, request, parser);
+        co_return ec;
+    }
+
+    net::awaitable<FetchResult<bool>> readBody(Connection& connection, Parser& parser, BodyTarget& target,
+                                               BodyRead how, const std::string& shown) {
+        if (connection.tlsStream) {
+            auto result = co_await readBodyOn(*connection.tlsStream, connection, parser, target, how, shown);
+            co_return result;
+        }
+        auto result = co_await readBodyOn(*connection.plainStream, connection, parser, target, how, shown);
+        co_return result;
+    }
+
+    net::awaitable<FetchResult<Response>> run(Request request, FetchOptions fetchOptions, Sink* sink);
+
+    net::any_io_executor executor;
+    ClientOptions options;
+    ssl::context tls{ssl::context::tls_client};
+    std::shared_ptr<Hooks> hooks;
+    std::optional<Proxy> proxy;
+    std::string userAgent;
+    std::shared_ptr<spdlog::logger> log;
+    std::map<std::string, HostPool> hosts;
+    std::size_t open = 0;
+    std::list<Waiter*> waiters;
+    PoolStats counters;
+};
+
+net::awaitable<FetchResult<Response>> Client::Impl::run(Request request, FetchOptions fetchOptions,
+                                                        Sink* sink) {
+    const bool buffered = sink == nullptr;
+    const auto timeout = fetchOptions.requestTimeout.value_or(options.requestTimeout);
+    std::optional<std::uint64_t> bodyLimit = fetchOptions.bodyLimit;
+    if (buffered && !bodyLimit) bodyLimit = options.bodyLimit;
+    std::string url = request.url;
+    std::string method = request.method;
+    std::string body = std::move(request.body);
+    bool crossedHost = false;
+    int redirects = 0;
+
+    for (;;) {
+        auto parsed = parseUrl(url);
+        if (!parsed) co_return Failure{FailureKind::InvalidUrl, parsed.error().message};
+        const Url& target = *parsed;
+        const std::string shown = redactUrl(url);
+        auto verb = bhttp::string_to_verb(method);
+        if (verb == bhttp::verb::unknown)
+            co_return Failure{FailureKind::InvalidUrl,
+                              "unsupported HTTP method '" + method + "' for " + shown};
+
+        HttpRequest message{verb, target.target, 11};
+        for (const auto& [name, value] : request.headers.fields())
+            if (!reservedField(name)) message.insert(name, value);
+        message.set(bhttp::field::host, hostHeader(target));
+        message.set(bhttp::field::user_agent, userAgent);
+        // Sizes must be the stored bytes, and hashes are checked on them: no compression.
+        message.set(bhttp::field::accept_encoding, "identity");
+        if (!options.token.empty() && sendsToken(target, options.tokenHost, crossedHost))
+            message.set(bhttp::field::authorization, "Bearer " + options.token);
+        if (!body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put) {
+            message.body() = body;
+            message.prepare_payload();
+        }
+
+        RequestInfo info{method, target.authority(), target.path, target.authority() == options.tokenHost};
+        auto hopHooks = hooks;
+        if (hopHooks) co_await hopHooks->beforeRequest(info);
+
+        const auto started = Clock::now();
+        std::unique_ptr<Connection> connection;
+        std::optional<Parser> parser;
+        for (int attempt = 0;; ++attempt) {
+            auto acquired = co_await acquire(target, shown);
+            if (!acquired) co_return acquired.error();
+            connection = std::move(*acquired);
+            parser.emplace();
+            parser->header_limit(kHeaderLimit);
+            if (bodyLimit)
+                parser->body_limit(*bodyLimit);
+            else
+                parser->body_limit(boost::none);
+            if (verb == bhttp::verb::head) parser->skip(true);
+            connection->tcp().expires_after(timeout);
+            counters.requests++;
+            auto ec = co_await exchange(*connection, message, *parser);
+            if (!ec) break;
+            const bool stale = connection->reused && attempt == 0 && connectionLost(ec);
+            release(std::move(connection), false);
+            if (stale) continue;
+            co_return readFailure(ec, shown, timeout, false, nullptr);
+        }
+
+        Response head;
+        head.status = parser->get().result_int();
+        for (const auto& field : parser->get())
+            head.headers.add(std::string(field.name_string()), std::string(field.value()));
+        head.finalUrl = url;
+        head.redirects = redirects;
+        head.crossedHost = crossedHost;
+        log->debug("request method={} host={} path={} status={} ms={} reused={}", method, info.host,
+                   info.path, head.status,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
+                   connection->reused);
+        if (hopHooks) hopHooks->afterResponse(info, head);
+
+        auto location = head.headers.get("location");
+        if (isRedirect(head.status) && location && fetchOptions.redirects != RedirectPolicy::None) {
+            auto next = redirectTarget(url, *location);
+            if (!next && fetchOptions.redirects == RedirectPolicy::All) {
+                release(std::move(connection), false);
+                co_return Failure{FailureKind::Redirect, next.error().message};
+            }
+            if (next && followsRedirect(fetchOptions.redirects, *next)) {
+                if (redirects >= options.maxRedirects) {
+                    release(std::move(connection), false);
+                    co_return Failure{FailureKind::Redirect, "too many redirects (more than " +
+                                                                 std::to_string(options.maxRedirects) +
+                                                                 ") from " + redactUrl(request.url)};
+                }
+                bool reusable = false;
+                auto length = parser->content_length();
+                if (parser->is_done() || (length && *length <= kRedirectDrainLimit && !parser->chunked())) {
+                    DiscardTarget discard;
+                    auto drained =
+                        co_await readBody(*connection, *parser, discard, BodyRead{{}, timeout}, shown);
+                    reusable = drained && *drained;
+                }
+                release(std::move(connection), reusable);
+                // 303, and 301/302 after a POST, continue as GET without a body, as browsers do.
+                if (head.status == 303 ||
+                    ((head.status == 301 || head.status == 302) && verb == bhttp::verb::post)) {
+                    method = "GET";
+                    body.clear();
+                }
+                redirects++;
+                crossedHost = crossedHost || next->crossHost;
+                url = next->url;
+                continue;
+            }
+        }
+
+        if (buffered) {
+            StringTarget into(head.body, *bodyLimit, shown, hopHooks.get());
+            auto read = co_await readBody(*connection, *parser, into, BodyRead{{}, timeout}, shown);
+            if (!read) {
+                release(std::move(connection), false);
+                co_return read.error();
+            }
+            release(std::move(connection), *read);
+            co_return head;
+        }
+
+        auto accepted = sink->onResponse(head);
+        if (!accepted) {
+            release(std::move(connection), false);
+            co_return Failure{FailureKind::Aborted, accepted.error().message};
+        }
+        auto length = parser->content_length();
+        if (bodyLimit && length && *length > *bodyLimit) {
+            release(std::move(connection), false);
+            co_return Failure{FailureKind::BodyTooLarge,
+                              "the response body of " + shown + " (" + std::to_string(*length) +
+                                  " bytes) exceeds the limit of " + std::to_string(*bodyLimit) + " bytes"};
+        }
+        SinkTarget into(*sink, hopHooks.get());
+        auto read =
+            co_await readBody(*connection, *parser, into, BodyRead{options.stallTimeout, timeout}, shown);
+        if (!read) {
+            release(std::move(connection), false);
+            co_return read.error();
+        }
+        release(std::move(connection), *read);
+        co_return head;
+    }
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::create(net::any_io_executor executor, ClientOptions options) {
+    auto impl = std::make_unique<Impl>(std::move(executor), std::move(options));
+    ErrorCode ec;
+    impl->tls.set_default_verify_paths(ec);
+    if (ec) return makeError("cannot load the system trust store: " + ec.message());
+    if (!impl->options.caFile.empty()) {
+        impl->tls.load_verify_file(impl->options.caFile, ec);
+        if (ec)
+            return makeError("cannot load the CA file " + impl->options.caFile + ": " + ec.message() +
+                             "; --ca-file expects a PEM bundle");
+    }
+    if (!impl->options.httpsProxy.empty()) {
+        auto proxy = parseProxy(impl->options.httpsProxy);
+        if (!proxy) return proxy.error();
+        impl->proxy = std::move(*proxy);
+    }
+    impl->tls.set_verify_mode(ssl::verify_peer);
+    SSL_CTX_set_min_proto_version(impl->tls.native_handle(), TLS1_2_VERSION);
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+net::awaitable<FetchResult<Response>> Client::fetch(Request request, FetchOptions options) {
+    auto result = co_await impl_->run(std::move(request), std::move(options), nullptr);
+    co_return result;
+}
+
+net::awaitable<FetchResult<Response>> Client::stream(Request request, FetchOptions options, Sink& sink) {
+    auto result = co_await impl_->run(std::move(request), std::move(options), &sink);
+    co_return result;
+}
+
+void Client::setHooks(std::shared_ptr<Hooks> hooks) {
+    impl_->hooks = std::move(hooks);
+}
+
+void Client::closeIdle() {
+    for (auto& [key, pool] : impl_->hosts) {
+        impl_->open -= pool.idle.size();
+        pool.open -= pool.idle.size();
+        pool.idle.clear();
+    }
+    impl_->dispatch();
+}
+
+PoolStats Client::stats() const {
+    PoolStats stats = impl_->counters;
+    stats.open = impl_->open;
+    stats.idle = 0;
+    for (const auto& [key, pool] : impl_->hosts) stats.idle += pool.idle.size();
+    stats.waiting = impl_->waiters.size();
+    return stats;
+}
+
+const ClientOptions& Client::options() const {
+    return impl_->options;
+}
+
+}  // namespace hfwarm::http

@@ -1,0 +1,472 @@
+#include "hfwarm/server/server.hpp"
+
+#include "hfwarm/protocol/messages.hpp"
+#include "hfwarm/util/log.hpp"
+#include "hfwarm_version.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <set>
+#include <system_error>
+#include <utility>
+
+namespace hfwarm::server {
+
+namespace {
+
+using Socket = net::local::stream_protocol::socket;
+using Acceptor = net::local::stream_protocol::acceptor;
+constexpr auto asTuple = net::as_tuple(net::use_awaitable);
+
+// Methods answered by the Handler; anything else that is not version/subscribe is -32601.
+constexpr std::array<std::string_view, 10> kHandlerMethods = {
+    protocol::method::status,  protocol::method::lookup,  protocol::method::sync,   protocol::method::reload,
+    protocol::method::pause,   protocol::method::resume,  protocol::method::verify, protocol::method::prune,
+    protocol::method::metrics, protocol::method::shutdown};
+
+std::string knownMethods() {
+    std::string text;
+    for (auto name : kHandlerMethods) text += std::string(name) + ", ";
+    return text + "subscribe, version";
+}
+
+std::string errnoText(int error) {
+    return std::generic_category().message(error);
+}
+
+// Whether something accepts on the Unix socket at `path`: 0 when a connect succeeds (or the
+// backlog is full, which also means a live listener), ECONNREFUSED for a stale file, another errno
+// otherwise. Non-blocking so that a hung daemon cannot hang this one.
+int probeSocket(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    int result = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address));
+    int error = result == 0 ? 0 : errno;
+    ::close(fd);
+    if (error == EAGAIN || error == EINPROGRESS) return 0;
+    return error;
+}
+
+}  // namespace
+
+struct Connection;
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+    Impl(net::any_io_executor executor, Options options, Handler& handler)
+        : executor_(std::move(executor)),
+          options_(std::move(options)),
+          handler_(handler),
+          acceptor_(executor_) {
+        if (options_.version.empty()) options_.version = HFWARM_VERSION;
+    }
+
+    net::awaitable<void> acceptLoop();
+    net::awaitable<void> reject(Socket socket);
+    net::awaitable<protocol::Response> dispatch(Connection& connection, protocol::Request request);
+
+    net::any_io_executor executor_;
+    Options options_;
+    Handler& handler_;
+    Acceptor acceptor_;
+    std::set<Connection*> connections_;
+    bool stopping_ = false;
+    bool ownsSocketFile_ = false;
+    ino_t socketInode_ = 0;
+    dev_t socketDevice_ = 0;
+    std::uint64_t nextConnectionId_ = 1;
+    std::shared_ptr<spdlog::logger> log_ = util::logger("server");
+};
+
+// One client. The reader coroutine reads and answers requests in order; the writer coroutine is
+// the only one that writes, so replies and notifications never interleave. Both hold a shared_ptr;
+// the connection leaves the server's set when both have ended.
+struct Connection : std::enable_shared_from_this<Connection> {
+    Connection(std::shared_ptr<Server::Impl> server, Socket socket)
+        : server_(std::move(server)),
+          socket_(std::move(socket)),
+          wake_(socket_.get_executor()),
+          idle_(socket_.get_executor()),
+          id_(server_->nextConnectionId_++) {
+        wake_.expires_at(net::steady_timer::time_point::max());
+        server_->connections_.insert(this);
+    }
+    ~Connection() { server_->connections_.erase(this); }
+
+    net::awaitable<void> readLoop();
+    net::awaitable<void> writeLoop();
+
+    // Queues a line; false (and the client is dropped) when the queue is full.
+    bool enqueue(std::shared_ptr<const std::string> line) {
+        if (dropped_) return false;
+        if (queue_.size() >= server_->options_.maxQueuedLines) {
+            server_->log_->warn("dropping client that does not read its replies client={} queued={}", id_,
+                                queue_.size());
+            drop();
+            return false;
+        }
+        queue_.push_back(std::move(line));
+        wake_.cancel();
+        return true;
+    }
+
+    // Writes what is queued, then closes.
+    void finish() {
+        closing_ = true;
+        wake_.cancel();
+    }
+
+    // Closes now; queued lines are lost. The pending write (if any) still owns its buffer in queue_.
+    void drop() {
+        closing_ = true;
+        dropped_ = true;
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+        wake_.cancel();
+    }
+
+    void armIdleTimer() {
+        if (subscribed_) return;
+        idle_.expires_after(server_->options_.idleTimeout);
+        // A timer that expired just as a line arrived may still report success after cancel():
+        // only the wait of the current read may close the client.
+        idle_.async_wait(
+            [weak = weak_from_this(), generation = ++idleGeneration_](boost::system::error_code ec) {
+                if (ec) return;
+                if (auto self = weak.lock(); self && self->idleGeneration_ == generation && !self->busy_) {
+                    self->server_->log_->debug("closing idle client client={}", self->id_);
+                    self->drop();
+                }
+            });
+    }
+
+    std::shared_ptr<Server::Impl> server_;
+    Socket socket_;
+    net::steady_timer wake_;  // the writer sleeps on it; cancel() wakes it
+    net::steady_timer idle_;
+    std::deque<std::shared_ptr<const std::string>> queue_;
+    std::uint64_t id_;
+    std::uint64_t idleGeneration_ = 0;
+    bool subscribed_ = false;
+    bool busy_ = false;     // a request is being handled
+    bool closing_ = false;  // the writer ends once the queue is empty
+    bool dropped_ = false;  // closed without flushing
+};
+
+net::awaitable<void> Connection::readLoop() {
+    auto self = shared_from_this();
+    std::string buffer;
+    buffer.reserve(4096);
+    const std::size_t maxLine = server_->options_.maxLineBytes;
+    while (!dropped_ && !server_->stopping_) {
+        armIdleTimer();
+        auto [ec, length] =
+            co_await net::async_read_until(socket_, net::dynamic_buffer(buffer, maxLine + 1), '\n', asTuple);
+        idle_.cancel();
+        ++idleGeneration_;
+        if (ec == net::error::not_found) {
+            server_->log_->warn("closing client that sent a line over the limit client={} limit={}", id_,
+                                maxLine);
+            enqueue(std::make_shared<const std::string>(protocol::encode(
+                protocol::makeError(nullptr, protocol::ErrorCode::LineTooLong,
+                                    "request line exceeds the limit of " + std::to_string(maxLine) +
+                                        " bytes; the connection is closed; send one JSON object a line"))));
+            break;
+        }
+        if (ec) {
+            if (ec != net::error::eof && ec != net::error::operation_aborted) {
+                server_->log_->debug("client read failed client={} error={}", id_, ec.message());
+            }
+            break;
+        }
+        std::string line = buffer.substr(0, length - 1);
+        buffer.erase(0, length);
+        auto decoded = protocol::decodeRequest(line);
+        if (auto* error = std::get_if<protocol::Response>(&decoded)) {
+            server_->log_->debug("bad request client={} code={}", id_, error->error->code);
+            enqueue(std::make_shared<const std::string>(protocol::encode(*error)));
+            continue;
+        }
+        auto& request = std::get<protocol::Request>(decoded);
+        bool reply = request.hasId;
+        busy_ = true;
+        auto response = co_await server_->dispatch(*this, std::move(request));
+        busy_ = false;
+        if (reply) enqueue(std::make_shared<const std::string>(protocol::encode(response)));
+    }
+    finish();
+}
+
+net::awaitable<void> Connection::writeLoop() {
+    auto self = shared_from_this();
+    for (;;) {
+        if (queue_.empty()) {
+            if (closing_) break;
+            co_await wake_.async_wait(asTuple);
+            continue;
+        }
+        auto [ec, written] = co_await net::async_write(socket_, net::buffer(*queue_.front()), asTuple);
+        if (ec) {
+            if (ec != net::error::operation_aborted && ec != net::error::broken_pipe &&
+                ec != net::error::connection_reset) {
+                server_->log_->debug("client write failed client={} error={}", id_, ec.message());
+            }
+            drop();
+            break;
+        }
+        queue_.pop_front();
+    }
+    boost::system::error_code ignored;
+    socket_.shutdown(Socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    idle_.cancel();
+}
+
+net::awaitable<protocol::Response> Server::Impl::dispatch(Connection& connection, protocol::Request request) {
+    auto id = request.id;
+    if (request.method == protocol::method::version) {
+        co_return protocol::makeResult(id,
+                                       protocol::VersionResult{options_.version, protocol::kProtocolVersion});
+    }
+    if (request.method == protocol::method::subscribe) {
+        connection.subscribed_ = true;
+        connection.idle_.cancel();
+        co_return protocol::makeResult(id, json{{"subscribed", true}});
+    }
+    bool known = false;
+    for (auto name : kHandlerMethods) known = known || name == request.method;
+    if (!known) {
+        co_return protocol::makeError(
+            id, protocol::ErrorCode::MethodNotFound,
+            "method not found: \"" + request.method + "\"; hfwarmd answers " + knownMethods());
+    }
+    std::string failure;
+    try {
+        auto response = co_await handler_.handle(std::move(request));
+        response.id = id;
+        co_return response;
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    log_->error("request failed with an exception client={} error={}", connection.id_, failure);
+    co_return protocol::makeError(id, protocol::ErrorCode::InternalError,
+                                  "internal error: " + failure + "; see hfwarmd's log");
+}
+
+net::awaitable<void> Server::Impl::reject(Socket socket) {
+    auto keep = shared_from_this();
+    auto line = protocol::encode(protocol::makeError(nullptr, protocol::ErrorCode::TooManyClients,
+                                                     "too many clients: hfwarmd serves at most " +
+                                                         std::to_string(options_.maxClients) +
+                                                         " connections at once; retry later"));
+    // A fresh socket's send buffer is empty, so this write completes at once.
+    co_await net::async_write(socket, net::buffer(line), asTuple);
+    boost::system::error_code ignored;
+    socket.shutdown(Socket::shutdown_both, ignored);
+    socket.close(ignored);
+}
+
+net::awaitable<void> Server::Impl::acceptLoop() {
+    auto keep = shared_from_this();
+    auto logErrors = [log = log_](std::exception_ptr error) {
+        if (!error) return;
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            log->error("client coroutine failed error={}", e.what());
+        }
+    };
+    while (!stopping_) {
+        auto [ec, socket] = co_await acceptor_.async_accept(asTuple);
+        if (stopping_) break;
+        if (ec) {
+            if (ec == net::error::operation_aborted) break;
+            log_->warn("accept failed path={} error={}", options_.socketPath.string(), ec.message());
+            // Out of descriptors: give the running clients a moment to finish instead of spinning.
+            net::steady_timer pause(executor_, std::chrono::milliseconds(100));
+            co_await pause.async_wait(asTuple);
+            continue;
+        }
+        if (connections_.size() >= options_.maxClients) {
+            log_->warn("refusing client: too many clients limit={}", options_.maxClients);
+            net::co_spawn(executor_, reject(std::move(socket)), logErrors);
+            continue;
+        }
+        auto connection = std::make_shared<Connection>(keep, std::move(socket));
+        log_->debug("client connected client={} clients={}", connection->id_, connections_.size());
+        net::co_spawn(executor_, connection->readLoop(), logErrors);
+        net::co_spawn(executor_, connection->writeLoop(), logErrors);
+    }
+}
+
+Server::Server(net::any_io_executor executor, Options options, Handler& handler)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options), handler)) {}
+
+Server::~Server() {
+    stop();
+}
+
+Result<void> Server::listen() {
+    auto& o = impl_->options_;
+    const std::string path = o.socketPath.string();
+    boost::system::error_code ec;
+    if (o.activatedFd) {
+        impl_->acceptor_.assign(net::local::stream_protocol(), *o.activatedFd, ec);
+        if (ec) {
+            return makeError("cannot use the socket passed by systemd (descriptor " +
+                             std::to_string(*o.activatedFd) + "): " + ec.message());
+        }
+        impl_->log_->info("listening on socket passed by systemd fd={}", *o.activatedFd);
+        return {};
+    }
+    if (path.empty()) return makeError("no socket path given; pass --socket PATH or set HFWARM_SOCKET");
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+        return makeError("socket path " + path + " is " + std::to_string(path.size()) +
+                         " bytes long; Unix sockets allow at most " +
+                         std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "; choose a shorter --socket");
+    }
+    auto parent = o.socketPath.parent_path();
+    if (!parent.empty()) {
+        std::error_code fsError;
+        if (!std::filesystem::exists(parent, fsError)) {
+            std::filesystem::create_directories(parent, fsError);
+            if (fsError) {
+                return makeError("cannot create the socket directory " + parent.string() + ": " +
+                                 fsError.message() + "; create it or choose another --socket");
+            }
+            // Other users need search permission on the directory to reach a group-accessible socket.
+            mode_t dirMode = 0700;
+            if (o.mode & 0070) dirMode |= 0010;
+            if (o.mode & 0007) dirMode |= 0001;
+            ::chmod(parent.c_str(), dirMode);
+        }
+    }
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) == 0) {
+        if (!S_ISSOCK(existing.st_mode)) {
+            return makeError(path + " exists and is not a socket; remove it or choose another --socket");
+        }
+        int probe = probeSocket(path);
+        if (probe == 0) {
+            return makeError("another hfwarmd is listening on " + path + "; stop it (hfwarmctl --socket " +
+                             path + " shutdown) or choose another --socket");
+        }
+        if (probe == ECONNREFUSED) {
+            impl_->log_->info("replacing stale socket file path={}", path);
+            if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+                return makeError("cannot remove the stale socket file " + path + ": " + errnoText(errno) +
+                                 "; remove it by hand or choose another --socket");
+            }
+        } else if (probe != ENOENT) {
+            return makeError("cannot check the existing socket file " + path + ": " + errnoText(probe) +
+                             "; remove it or choose another --socket");
+        }
+    }
+    auto& acceptor = impl_->acceptor_;
+    net::local::stream_protocol::endpoint endpoint(path);
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (ec) {
+        boost::system::error_code ignored;
+        acceptor.close(ignored);
+        return makeError("cannot bind the socket " + path + ": " + ec.message() +
+                         "; check the directory's permissions or choose another --socket");
+    }
+    impl_->ownsSocketFile_ = true;
+    struct stat bound {};
+    if (::stat(path.c_str(), &bound) == 0) {
+        impl_->socketInode_ = bound.st_ino;
+        impl_->socketDevice_ = bound.st_dev;
+    }
+    if (::chmod(path.c_str(), static_cast<mode_t>(o.mode)) != 0) {
+        int error = errno;
+        stop();
+        return makeError("cannot set mode " + fmt::format("{:04o}", o.mode) + " on the socket " + path +
+                         ": " + errnoText(error));
+    }
+    acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+        stop();
+        return makeError("cannot listen on the socket " + path + ": " + ec.message());
+    }
+    impl_->log_->info("listening path={} mode={:04o}", path, o.mode);
+    return {};
+}
+
+void Server::start() {
+    auto log = impl_->log_;
+    net::co_spawn(impl_->executor_, impl_->acceptLoop(), [log](std::exception_ptr error) {
+        if (!error) return;
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            log->error("accept loop failed error={}", e.what());
+        }
+    });
+}
+
+void Server::stop() {
+    auto& impl = *impl_;
+    if (impl.stopping_) return;
+    impl.stopping_ = true;
+    boost::system::error_code ignored;
+    impl.acceptor_.close(ignored);
+    if (impl.ownsSocketFile_) {
+        // Only remove the file if it is still ours: a second daemon may have replaced it.
+        struct stat current {};
+        const std::string path = impl.options_.socketPath.string();
+        if (::stat(path.c_str(), &current) == 0 && current.st_ino == impl.socketInode_ &&
+            current.st_dev == impl.socketDevice_) {
+            ::unlink(path.c_str());
+        }
+        impl.ownsSocketFile_ = false;
+    }
+    for (Connection* connection : impl.connections_) {
+        // A read in progress ends with EOF and the reader lets the writer flush and close; a request
+        // being handled still gets its reply, then the reader sees stopping_ and does the same.
+        if (!connection->busy_) connection->socket_.shutdown(Socket::shutdown_receive, ignored);
+    }
+}
+
+void Server::broadcast(const protocol::Notification& notification) {
+    auto line = std::make_shared<const std::string>(protocol::encode(notification));
+    // enqueue may drop a client, which only closes its socket: the set is not modified here.
+    for (Connection* connection : impl_->connections_) {
+        if (connection->subscribed_) connection->enqueue(line);
+    }
+}
+
+std::size_t Server::clientCount() const {
+    return impl_->connections_.size();
+}
+
+std::size_t Server::subscriberCount() const {
+    std::size_t count = 0;
+    for (Connection* connection : impl_->connections_)
+        count += connection->subscribed_ && !connection->dropped_ ? 1 : 0;
+    return count;
+}
+
+const std::filesystem::path& Server::socketPath() const {
+    return impl_->options_.socketPath;
+}
+
+}  // namespace hfwarm::server

@@ -1,0 +1,841 @@
+#include "hfwarm/transfer/engine.hpp"
+
+#include "hfwarm/cache/lock.hpp"
+#include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/tree.hpp"
+#include "hfwarm/cache/write.hpp"
+#include "hfwarm/hub/hub.hpp"
+#include "hfwarm/ratelimit/request_class.hpp"
+#include "hfwarm/util/hash.hpp"
+#include "hfwarm/util/log.hpp"
+#include "hfwarm/util/units.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+namespace hfwarm::transfer {
+
+std::string_view stateName(EntryState state) {
+    switch (state) {
+        case EntryState::Pending:
+            return "pending";
+        case EntryState::Resolving:
+            return "resolving";
+        case EntryState::Downloading:
+            return "downloading";
+        case EntryState::Ready:
+            return "ready";
+        case EntryState::Failed:
+            return "failed";
+        case EntryState::Paused:
+            return "paused";
+        case EntryState::Offline:
+            return "offline";
+    }
+    return "pending";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+constexpr std::chrono::milliseconds kLockPoll{200};
+
+// Holds requests while the engine is paused: waiters sleep on one timer that open() cancels.
+class Gate {
+  public:
+    explicit Gate(net::any_io_executor executor) : timer_(executor, net::steady_timer::time_point::max()) {}
+    void close() { closed_ = true; }
+    void open() {
+        closed_ = false;
+        timer_.cancel();
+    }
+    bool closed() const { return closed_; }
+    net::awaitable<void> pass() {
+        while (closed_) {
+            timer_.expires_at(net::steady_timer::time_point::max());
+            co_await timer_.async_wait(kTuple);
+        }
+    }
+
+  private:
+    net::steady_timer timer_;
+    bool closed_ = false;
+};
+
+// Request latency in buckets, as Prometheus histograms count it.
+struct Latency {
+    std::vector<double> bounds{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    std::vector<std::uint64_t> counts = std::vector<std::uint64_t>(bounds.size() + 1, 0);
+    double sum = 0;
+
+    void record(double seconds) {
+        auto bucket = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+        counts[static_cast<std::size_t>(bucket)] += 1;
+        sum += seconds;
+    }
+};
+
+// Routes every hop of the http client through the engine's gate and the limiter: a request token
+// before a Hub request, the Hub's RateLimit headers after it, and the bandwidth budget before each
+// body chunk. Also times each hop.
+class LimiterHooks final : public http::Hooks {
+  public:
+    LimiterHooks(ratelimit::Limiter& limiter, Gate& gate, Latency& latency)
+        : limiter_(limiter), gate_(gate), latency_(latency) {}
+
+    net::awaitable<void> beforeRequest(const http::RequestInfo& info) override {
+        co_await gate_.pass();
+        co_await limiter_.acquire(info.host, ratelimit::classify(info.path, info.endpointHost));
+        // The client passes the same RequestInfo object to afterResponse for the same hop.
+        started_[&info] = Clock::now();
+    }
+
+    void afterResponse(const http::RequestInfo& info, const http::Response& response) override {
+        if (auto it = started_.find(&info); it != started_.end()) {
+            latency_.record(std::chrono::duration<double>(Clock::now() - it->second).count());
+            started_.erase(it);
+        }
+        auto header = [&](std::string_view name) { return response.headers.get(name).value_or(""); };
+        limiter_.observe(info.host, ratelimit::classify(info.path, info.endpointHost),
+                         static_cast<int>(response.status), header("RateLimit"), header("RateLimit-Policy"),
+                         header("Retry-After"));
+    }
+
+    net::awaitable<void> beforeBodyChunk(std::size_t bytes) override {
+        co_await limiter_.acquireBytes(bytes);
+    }
+
+  private:
+    ratelimit::Limiter& limiter_;
+    Gate& gate_;
+    Latency& latency_;
+    std::map<const http::RequestInfo*, Clock::time_point> started_;
+};
+
+// A counting semaphore for coroutines on one thread: waiters are woken in FIFO order by cancelling
+// their timer, and the slot passes straight to the woken waiter.
+class Slots {
+  public:
+    Slots(net::any_io_executor executor, std::size_t count) : executor_(std::move(executor)), free_(count) {}
+
+    net::awaitable<void> acquire() {
+        if (free_ > 0 && waiters_.empty()) {
+            --free_;
+            co_return;
+        }
+        auto timer = std::make_shared<net::steady_timer>(executor_, net::steady_timer::time_point::max());
+        waiters_.push_back(timer);
+        co_await timer->async_wait(kTuple);
+    }
+
+    void release() {
+        if (waiters_.empty()) {
+            ++free_;
+            return;
+        }
+        auto next = waiters_.front();
+        waiters_.pop_front();
+        next->cancel();
+    }
+
+  private:
+    net::any_io_executor executor_;
+    std::size_t free_;
+    std::deque<std::shared_ptr<net::steady_timer>> waiters_;
+};
+
+// Waits for a set of spawned coroutines: add() before each spawn, done() when each ends.
+class WaitGroup {
+  public:
+    explicit WaitGroup(net::any_io_executor executor)
+        : timer_(executor, net::steady_timer::time_point::max()) {}
+    void add() { ++pending_; }
+    void done() {
+        if (--pending_ == 0) timer_.cancel();
+    }
+    net::awaitable<void> wait() {
+        while (pending_ > 0) co_await timer_.async_wait(kTuple);
+    }
+
+  private:
+    net::steady_timer timer_;
+    std::size_t pending_ = 0;
+};
+
+net::awaitable<void> sleepFor(std::chrono::milliseconds duration) {
+    net::steady_timer timer(co_await net::this_coro::executor, duration);
+    co_await timer.async_wait(kTuple);
+}
+
+// A new hasher for a blob named `etag`: sha256 for LFS blobs, the git blob sha1 (with its
+// "blob <size>\0" header) for 40-hex names.
+std::shared_ptr<util::Hasher> makeHasher(std::string_view etag, std::uint64_t size) {
+    if (etag.size() == 64) return std::make_shared<util::Hasher>(util::HashKind::Sha256);
+    auto hasher = std::make_shared<util::Hasher>(util::HashKind::Sha1);
+    std::string header = "blob " + std::to_string(size);
+    hasher->update(header.data(), header.size() + 1);
+    return hasher;
+}
+
+std::string errnoText(int error) {
+    return std::strerror(error);
+}
+
+// The start offset of a `Content-Range: bytes START-END/TOTAL` value.
+std::optional<std::uint64_t> contentRangeStart(std::string_view value) {
+    constexpr std::string_view kPrefix = "bytes ";
+    if (value.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+    value.remove_prefix(kPrefix.size());
+    std::uint64_t start = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), start);
+    if (ec != std::errc{} || end == value.data() + value.size() || *end != '-') return std::nullopt;
+    return start;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+    struct Run {
+        EntryProgress progress;
+        bool running = false;
+    };
+
+    // One selected file of a listing, ready to fetch.
+    struct FileJob {
+        std::string path;
+        std::string etag;
+        std::uint64_t size = 0;
+    };
+
+    // Receives the body of one resolver GET into the .incomplete file, hashing as it goes.
+    class BlobSink final : public http::Sink {
+      public:
+        BlobSink(Impl& impl, Run& run, const FileJob& job, int fd, std::shared_ptr<util::Hasher>& hasher,
+                 std::uint64_t& have)
+            : impl_(impl), run_(run), job_(job), fd_(fd), hasher_(hasher), have_(have) {}
+
+        Result<void> onResponse(const http::Response& response) override {
+            response_ = response;
+            if (response.status == 206) {
+                auto start = contentRangeStart(response.headers.get("Content-Range").value_or(""));
+                if (!start || *start != have_) {
+                    restart_ = true;
+                    return makeError("the server answered a range request with another range");
+                }
+                return {};
+            }
+            if (response.status == 200) {
+                // Range ignored (or not asked for): the body starts at byte 0.
+                if (have_ > 0) {
+                    if (auto reset = impl_.truncate(fd_, job_); !reset) return reset;
+                    run_.progress.bytesDone -= std::min(run_.progress.bytesDone, have_);
+                    have_ = 0;
+                    hasher_ = makeHasher(job_.etag, job_.size);
+                }
+                return {};
+            }
+            httpStatus_ = response.status;
+            return makeError("HTTP " + std::to_string(response.status));
+        }
+
+        net::awaitable<Result<void>> onData(const char* data, std::size_t size) override {
+            if (have_ + size > job_.size) {
+                restart_ = true;
+                co_return makeError("the server sent more than the " + std::to_string(job_.size) +
+                                    " bytes the listing announced for " + job_.path);
+            }
+            std::size_t written = 0;
+            while (written < size) {
+                ssize_t n =
+                    ::pwrite(fd_, data + written, size - written, static_cast<off_t>(have_ + written));
+                if (n < 0) {
+                    if (errno == EINTR) continue;
+                    writeError_ = true;
+                    co_return makeError("cannot write " + job_.path + " into the cache (" + errnoText(errno) +
+                                        "): free some space or choose another --cache-dir");
+                }
+                written += static_cast<std::size_t>(n);
+            }
+            hasher_->update(data, size);
+            have_ += size;
+            run_.progress.bytesDone += size;
+            impl_.counters.bytesFetched += size;
+            co_return Result<void>{};
+        }
+
+        const std::optional<http::Response>& response() const { return response_; }
+        unsigned httpStatus() const { return httpStatus_; }
+        bool restart() const { return restart_; }
+        bool writeError() const { return writeError_; }
+
+      private:
+        Impl& impl_;
+        Run& run_;
+        const FileJob& job_;
+        int fd_;
+        std::shared_ptr<util::Hasher>& hasher_;
+        std::uint64_t& have_;
+        std::optional<http::Response> response_;
+        unsigned httpStatus_ = 0;
+        bool restart_ = false;
+        bool writeError_ = false;
+    };
+
+    Impl(net::any_io_executor executor, http::Client& client, ratelimit::Limiter& limiter,
+         EngineOptions options)
+        : executor(executor),
+          client(client),
+          limiter(limiter),
+          options(std::move(options)),
+          slots(executor, std::max<std::size_t>(1, this->options.filesInFlight)),
+          gate(executor),
+          hashPool(1),
+          rng(std::random_device{}()),
+          log(util::logger("transfer")) {
+        client.setHooks(std::make_shared<LimiterHooks>(limiter, gate, latency));
+    }
+
+    ~Impl() {
+        client.setHooks(nullptr);
+        hashPool.join();
+    }
+
+    net::any_io_executor executor;
+    http::Client& client;
+    ratelimit::Limiter& limiter;
+    EngineOptions options;
+    Slots slots;
+    Gate gate;
+    Latency latency;
+    net::thread_pool hashPool;
+    std::mt19937_64 rng;
+    std::shared_ptr<spdlog::logger> log;
+    std::vector<std::shared_ptr<Run>> runs;
+    Counters counters;
+
+    Result<void> truncate(int fd, const FileJob& job) {
+        if (::ftruncate(fd, 0) != 0)
+            return makeError("cannot truncate the partial download of " + job.path + ": " + errnoText(errno));
+        return {};
+    }
+
+    std::chrono::milliseconds backoffDelay(unsigned attempt) { return options.backoff.delay(attempt, rng); }
+
+    static void fail(Run& run, std::string message) {
+        run.progress.state = EntryState::Failed;
+        run.progress.error = std::move(message);
+        run.progress.lastChecked = std::chrono::system_clock::now();
+    }
+
+    // Hashes the first `have` bytes of a partial download on the pool, so a resumed multi-GB file
+    // does not stall the other transfers.
+    net::awaitable<Result<std::shared_ptr<util::Hasher>>> hashPrefix(std::filesystem::path file, FileJob job,
+                                                                     std::uint64_t have) {
+        auto hashed = co_await net::co_spawn(
+            hashPool.get_executor(),
+            [file, job, have]() -> net::awaitable<std::shared_ptr<util::Hasher>> {
+                auto hasher = makeHasher(job.etag, job.size);
+                int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) co_return nullptr;
+                std::vector<char> buffer(1 << 20);
+                std::uint64_t offset = 0;
+                while (offset < have) {
+                    auto want =
+                        static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), have - offset));
+                    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n <= 0) break;
+                    hasher->update(buffer.data(), static_cast<std::size_t>(n));
+                    offset += static_cast<std::uint64_t>(n);
+                }
+                ::close(fd);
+                if (offset != have) co_return nullptr;
+                co_return hasher;
+            },
+            net::use_awaitable);
+        if (!hashed) co_return makeError("cannot read the partial download " + file.string());
+        co_return hashed;
+    }
+
+    // Takes the blob's lock without blocking the event loop: polls, and gives up after lockTimeout.
+    net::awaitable<Result<cache::BlobLock>> lockBlob(const std::filesystem::path& lockPath,
+                                                     const FileJob& job) {
+        auto deadline = Clock::now() + options.lockTimeout;
+        bool logged = false;
+        while (true) {
+            auto attempt = cache::BlobLock::tryAcquire(lockPath);
+            if (!attempt) co_return attempt.error();
+            if (*attempt) co_return std::move(**attempt);
+            if (Clock::now() >= deadline)
+                co_return makeError("another process holds the lock " + lockPath.string() + " of " +
+                                    job.path + " for more than " +
+                                    std::to_string(options.lockTimeout.count() / 1000) +
+                                    " s; if no download is running, delete the lock file");
+            if (!logged) {
+                log->info("waiting for lock path={} lock={}", job.path, lockPath.string());
+                logged = true;
+            }
+            co_await sleepFor(kLockPoll);
+        }
+    }
+
+    static bool blobPresent(const std::filesystem::path& blob, std::uint64_t size) {
+        struct stat st {};
+        return ::stat(blob.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+               static_cast<std::uint64_t>(st.st_size) == size;
+    }
+
+    Result<void> finishFile(Run& run, const cache::RepoLayout& layout, const std::string& commit,
+                            const FileJob& job) {
+        if (auto linked = cache::linkSnapshot(layout, commit, job.path, job.etag); !linked) return linked;
+        run.progress.filesDone += 1;
+        return {};
+    }
+
+    // Downloads one file into the cache (or reuses its blob) and links it into the snapshot.
+    net::awaitable<Result<void>> fetchFile(std::shared_ptr<Run> runPtr, cache::RepoLayout layout,
+                                           std::string commit, FileJob job) {
+        Run& run = *runPtr;
+        const auto& repo = run.progress.entry.repo;
+        auto blob = layout.blob(job.etag);
+        auto incomplete = layout.incompleteBlob(job.etag);
+        auto lockPath = layout.lockFile(job.etag);
+        if (!blob) co_return blob.error();
+        if (!incomplete) co_return incomplete.error();
+        if (!lockPath) co_return lockPath.error();
+
+        if (blobPresent(*blob, job.size)) {
+            counters.filesReused += 1;
+            run.progress.bytesDone += job.size;
+            co_return finishFile(run, layout, commit, job);
+        }
+
+        auto lock = co_await lockBlob(*lockPath, job);
+        if (!lock) co_return lock.error();
+        if (blobPresent(*blob, job.size)) {  // published by another process while we waited
+            counters.filesReused += 1;
+            run.progress.bytesDone += job.size;
+            co_return finishFile(run, layout, commit, job);
+        }
+
+        int fd = ::open(incomplete->c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+            co_return makeError("cannot open " + incomplete->string() + ": " + errnoText(errno) +
+                                "; check the permissions of the cache folder");
+        struct FdCloser {
+            int fd;
+            ~FdCloser() { ::close(fd); }
+        } closer{fd};
+
+        struct stat st {};
+        ::fstat(fd, &st);
+        std::uint64_t have = static_cast<std::uint64_t>(st.st_size);
+        if (have > job.size) {
+            if (auto reset = truncate(fd, job); !reset) co_return reset;
+            have = 0;
+        }
+        std::shared_ptr<util::Hasher> hasher;
+        if (have > 0) {
+            auto prefix = co_await hashPrefix(*incomplete, job, have);
+            if (prefix) {
+                hasher = *prefix;
+                log->info("resuming path={} from={}", job.path, have);
+            } else {
+                if (auto reset = truncate(fd, job); !reset) co_return reset;
+                have = 0;
+            }
+        }
+        if (!hasher) hasher = makeHasher(job.etag, job.size);
+        run.progress.bytesDone += have;
+
+        run.progress.currentFiles.push_back(job.path);
+        struct CurrentFile {
+            Run& run;
+            const std::string& path;
+            ~CurrentFile() {
+                auto& files = run.progress.currentFiles;
+                if (auto it = std::find(files.begin(), files.end(), path); it != files.end()) files.erase(it);
+            }
+        } current{run, job.path};
+
+        const std::string url = hub::resolveUrl(options.endpoint, repo.type, repo.id, commit, job.path);
+        unsigned attempts = 0;
+        unsigned limited = 0;
+        while (true) {
+            if (have < job.size) {
+                http::Request request;
+                request.url = url;
+                if (have > 0) request.headers.set("Range", "bytes=" + std::to_string(have) + "-");
+                BlobSink sink(*this, run, job, fd, hasher, have);
+                auto result = co_await client.stream(request, {http::RedirectPolicy::All, {}, {}}, sink);
+                if (!result) {
+                    std::string reason;
+                    bool retry = false;
+                    bool immediate = false;
+                    if (sink.httpStatus() != 0 && sink.response()) {
+                        const auto& response = *sink.response();
+                        if (response.status == 403 && response.crossedHost) {
+                            // A signed CDN URL that expired: resolve again, keeping the bytes on disk.
+                            reason = "the download link expired";
+                            retry = immediate = true;
+                        } else if (response.status == 416) {
+                            reason = "the server refused the range";
+                            if (auto reset = truncate(fd, job); !reset) co_return reset;
+                            run.progress.bytesDone -= std::min(run.progress.bytesDone, have);
+                            have = 0;
+                            hasher = makeHasher(job.etag, job.size);
+                            retry = true;
+                        } else {
+                            auto error =
+                                hub::errorFromResponse(response, repo, job.path, options.tokenConfigured,
+                                                       std::chrono::system_clock::now());
+                            if (error.kind == hub::ErrorKind::RateLimited) {
+                                // The limiter has paused the class for every worker; wait our turn.
+                                if (++limited > options.rateLimitedAttempts)
+                                    co_return makeError(error.message);
+                                counters.retries += 1;
+                                continue;
+                            }
+                            reason = error.message;
+                            retry = error.retryable();
+                        }
+                    } else if (sink.restart()) {
+                        reason = result.error().message;
+                        if (auto reset = truncate(fd, job); !reset) co_return reset;
+                        run.progress.bytesDone -= std::min(run.progress.bytesDone, have);
+                        have = 0;
+                        hasher = makeHasher(job.etag, job.size);
+                        retry = true;
+                    } else if (sink.writeError()) {
+                        co_return makeError(result.error().message);
+                    } else {
+                        reason = result.error().message;
+                        retry = result.error().retryable();
+                    }
+                    if (!retry || !options.backoff.allows(attempts))
+                        co_return makeError(
+                            reason +
+                            (attempts > 0 ? " (after " + std::to_string(attempts + 1) + " attempts)" : ""));
+                    counters.retries += 1;
+                    auto delay = immediate ? std::chrono::milliseconds{0} : backoffDelay(attempts);
+                    ++attempts;
+                    log->info("retrying path={} have={} reason=\"{}\" delay_ms={}", job.path, have, reason,
+                              delay.count());
+                    if (delay.count() > 0) co_await sleepFor(delay);
+                    continue;
+                }
+            }
+            // Every byte is on disk: publish only what hashes to the blob's name.
+            std::string digest = hasher->finishHex();
+            if (have == job.size && digest == job.etag) break;
+            counters.hashMismatches += 1;
+            std::string reason = have == job.size ? "the downloaded bytes of " + job.path + " hash to " +
+                                                        digest + ", not to " + job.etag
+                                                  : "got " + std::to_string(have) + " bytes of " + job.path +
+                                                        ", expected " + std::to_string(job.size);
+            log->warn("corrupt download path={} reason=\"{}\"", job.path, reason);
+            if (auto reset = truncate(fd, job); !reset) co_return reset;
+            run.progress.bytesDone -= std::min(run.progress.bytesDone, have);
+            have = 0;
+            hasher = makeHasher(job.etag, job.size);
+            if (!options.backoff.allows(attempts))
+                co_return makeError(reason + "; not published after " + std::to_string(attempts + 1) +
+                                    " attempts");
+            co_await sleepFor(backoffDelay(attempts));
+            ++attempts;
+        }
+
+        auto published = cache::publishBlob(*incomplete, *blob);
+        if (!published) co_return published.error();
+        counters.filesDownloaded += 1;
+        log->info("file ready repo={} path={} size={}", hub::describe(repo), job.path, job.size);
+        co_return finishFile(run, layout, commit, job);
+    }
+
+    // Lists the repo, with backoff on network errors and waits on 429s.
+    net::awaitable<hub::HubResult<hub::Listing>> listWithRetries(const manifest::RepoRef& repo) {
+        unsigned attempts = 0;
+        unsigned limited = 0;
+        while (true) {
+            auto listing = co_await hub::listRepo(client, options.endpoint, repo);
+            if (listing) co_return listing;
+            const auto& error = listing.error();
+            if (error.kind == hub::ErrorKind::RateLimited && ++limited <= options.rateLimitedAttempts)
+                continue;
+            if (!error.retryable() || !options.backoff.allows(attempts)) co_return listing;
+            counters.retries += 1;
+            auto delay = backoffDelay(attempts);
+            ++attempts;
+            log->info("retrying listing repo={} reason=\"{}\" delay_ms={}", hub::describe(repo),
+                      error.message, delay.count());
+            co_await sleepFor(delay);
+        }
+    }
+
+    net::awaitable<void> warmRun(std::shared_ptr<Run> runPtr) {
+        Run& run = *runPtr;
+        if (run.running) co_return;
+        run.running = true;
+        struct Done {
+            Run& run;
+            ~Done() { run.running = false; }
+        } done{run};
+
+        const manifest::Entry entry = run.progress.entry;
+        const std::string name = hub::describe(entry.repo);
+        run.progress.state = EntryState::Resolving;
+        run.progress.error.clear();
+
+        auto listing = co_await listWithRetries(entry.repo);
+        if (!listing) {
+            fail(run, listing.error().message);
+            log->warn("entry failed repo={} reason=\"{}\"", name, run.progress.error);
+            co_return;
+        }
+        const std::string commit = listing->commit;
+        run.progress.commit = commit;
+        cache::RepoLayout layout(options.root, entry.repo);
+
+        std::vector<std::string> problems;
+        std::vector<FileJob> jobs;
+        bool listingValid = true;
+        std::set<std::string_view> listed;
+        for (const auto& file : listing->files) {
+            listed.insert(file.path);
+            auto validPath = cache::validateRepoPath(file.path);
+            auto validEtag = cache::validateEtag(file.etag());
+            if (!validPath || !validEtag) listingValid = false;
+            if (!entry.selects(file.path)) continue;
+            if (!validPath) {
+                problems.push_back("refused a file name from the server: " + validPath.error().message);
+                continue;
+            }
+            if (!validEtag) {
+                problems.push_back("refused " + file.path + ": " + validEtag.error().message);
+                continue;
+            }
+            jobs.push_back({file.path, file.etag(), file.size});
+        }
+        if (auto prepared = cache::prepareRepo(layout); !prepared) {
+            fail(run, prepared.error().message);
+            co_return;
+        }
+        for (const auto& wanted : entry.files) {
+            if (listed.count(wanted) != 0) continue;
+            if (auto marked = cache::markNoExist(layout, commit, wanted); !marked) {
+                problems.push_back(marked.error().message);
+                continue;
+            }
+            problems.push_back(wanted + " does not exist in " + name + " at commit " + commit.substr(0, 12) +
+                               " (recorded in .no_exist); check the file name in the manifest");
+        }
+
+        run.progress.filesTotal = jobs.size();
+        run.progress.filesDone = 0;
+        run.progress.bytesTotal = 0;
+        run.progress.bytesDone = 0;
+        std::uint64_t needed = 0;
+        for (const auto& job : jobs) {
+            run.progress.bytesTotal += job.size;
+            auto blob = layout.blob(job.etag);
+            if (blob && blobPresent(*blob, job.size)) continue;
+            std::uint64_t partial = 0;
+            if (auto incomplete = layout.incompleteBlob(job.etag)) {
+                std::error_code ec;
+                auto size = std::filesystem::file_size(*incomplete, ec);
+                if (!ec) partial = std::min<std::uint64_t>(size, job.size);
+            }
+            needed += job.size - partial;
+        }
+        if (needed > 0) {
+            if (auto space = cache::checkFreeSpace(layout.blobsDir(), needed + options.minFreeSpace);
+                !space) {
+                fail(run, name + ": " + space.error().message);
+                log->warn("entry failed repo={} reason=\"{}\"", name, run.progress.error);
+                co_return;
+            }
+            if (auto tagged = cache::writeCachedirTag(options.root); !tagged)
+                log->warn("cannot write CACHEDIR.TAG reason=\"{}\"", tagged.error().message);
+        }
+
+        run.progress.state = EntryState::Downloading;
+        std::size_t next = 0;
+        std::vector<std::string> fileErrors;
+        WaitGroup group(executor);
+        std::size_t workers = std::min(jobs.size(), std::max<std::size_t>(1, options.filesInFlight));
+        for (std::size_t w = 0; w < workers; ++w) {
+            group.add();
+            net::co_spawn(
+                executor,
+                [this, runPtr, layout, commit, &jobs, &next, &fileErrors]() -> net::awaitable<void> {
+                    while (next < jobs.size()) {
+                        const FileJob job = jobs[next++];
+                        co_await slots.acquire();
+                        auto result = co_await fetchFile(runPtr, layout, commit, job);
+                        slots.release();
+                        if (!result) fileErrors.push_back(job.path + ": " + result.error().message);
+                    }
+                },
+                [this, &group, name](std::exception_ptr e) {
+                    if (e) {
+                        try {
+                            std::rethrow_exception(e);
+                        } catch (const std::exception& ex) {
+                            log->error("download worker stopped repo={} reason=\"{}\"", name, ex.what());
+                        }
+                    }
+                    group.done();
+                });
+        }
+        co_await group.wait();
+
+        problems.insert(problems.end(), fileErrors.begin(), fileErrors.end());
+        if (!problems.empty()) {
+            std::string message = problems.front();
+            if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more)";
+            fail(run, message);
+            for (const auto& problem : problems)
+                log->warn("entry problem repo={} reason=\"{}\"", name, problem);
+            co_return;
+        }
+
+        // The listing goes to trees/<commit>.json only when complete and clean: huggingface_hub
+        // trusts that file to judge a snapshot complete.
+        if (listing->complete && listingValid) {
+            std::vector<cache::TreeFile> tree;
+            tree.reserve(listing->files.size());
+            for (const auto& file : listing->files) {
+                cache::TreeFile t{file.path,    file.size,    file.blobId,
+                                  std::nullopt, std::nullopt, std::nullopt};
+                if (file.lfs) {
+                    t.lfsSha256 = file.lfs->sha256;
+                    t.lfsSize = file.lfs->size;
+                }
+                if (!file.xetHash.empty()) t.xetHash = file.xetHash;
+                tree.push_back(std::move(t));
+            }
+            if (auto written = cache::writeTree(layout, commit, tree); !written)
+                log->warn("cannot write the tree listing repo={} reason=\"{}\"", name,
+                          written.error().message);
+        }
+        // refs/<revision> last, once every selected file is in place. For a sha-pinned entry this
+        // writes refs/<sha>, the only thing hf-hub 0.x (Candle) reads.
+        if (auto ref = cache::writeRef(layout, entry.repo.revision, commit); !ref) {
+            fail(run, ref.error().message);
+            co_return;
+        }
+        run.progress.state = EntryState::Ready;
+        run.progress.lastChecked = std::chrono::system_clock::now();
+        log->info("entry ready repo={} commit={} files={} size={}", name, commit, run.progress.filesTotal,
+                  util::humanBytes(run.progress.bytesTotal));
+    }
+};
+
+Engine::Engine(net::any_io_executor executor, http::Client& client, ratelimit::Limiter& limiter,
+               EngineOptions options)
+    : impl_(std::make_unique<Impl>(std::move(executor), client, limiter, std::move(options))) {}
+
+Engine::~Engine() = default;
+
+void Engine::setEntries(const std::vector<manifest::Entry>& entries) {
+    std::vector<std::shared_ptr<Impl::Run>> next;
+    next.reserve(entries.size());
+    for (const auto& entry : entries) {
+        auto same = std::find_if(impl_->runs.begin(), impl_->runs.end(), [&](const auto& run) {
+            const auto& e = run->progress.entry;
+            return e.repo == entry.repo && e.files == entry.files && e.includes == entry.includes &&
+                   e.excludes == entry.excludes;
+        });
+        if (same != impl_->runs.end()) {
+            (*same)->progress.entry = entry;
+            next.push_back(*same);
+        } else {
+            auto run = std::make_shared<Impl::Run>();
+            run->progress.entry = entry;
+            next.push_back(std::move(run));
+        }
+    }
+    impl_->runs = std::move(next);
+}
+
+net::awaitable<void> Engine::warm(std::size_t index) {
+    if (index >= impl_->runs.size()) co_return;
+    co_await impl_->warmRun(impl_->runs[index]);
+}
+
+net::awaitable<void> Engine::warmAll() {
+    WaitGroup group(impl_->executor);
+    for (const auto& run : impl_->runs) {
+        group.add();
+        net::co_spawn(impl_->executor, impl_->warmRun(run), [this, &group, run](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    Impl::fail(*run, std::string("internal error: ") + ex.what());
+                    impl_->log->error("entry stopped repo={} reason=\"{}\"",
+                                      hub::describe(run->progress.entry.repo), ex.what());
+                }
+            }
+            group.done();
+        });
+    }
+    co_await group.wait();
+}
+
+std::vector<EntryProgress> Engine::progress() const {
+    std::vector<EntryProgress> out;
+    out.reserve(impl_->runs.size());
+    for (const auto& run : impl_->runs) out.push_back(run->progress);
+    return out;
+}
+
+void Engine::setPaused(bool paused) {
+    if (paused)
+        impl_->gate.close();
+    else
+        impl_->gate.open();
+}
+
+bool Engine::paused() const {
+    return impl_->gate.closed();
+}
+
+Engine::LatencyHistogram Engine::latency() const {
+    LatencyHistogram out;
+    out.bounds = impl_->latency.bounds;
+    std::uint64_t running = 0;
+    for (std::size_t i = 0; i < impl_->latency.counts.size(); ++i) {
+        running += impl_->latency.counts[i];
+        if (i < out.bounds.size()) out.counts.push_back(running);
+    }
+    out.total = running;
+    out.sum = impl_->latency.sum;
+    return out;
+}
+
+const Counters& Engine::counters() const {
+    return impl_->counters;
+}
+const EngineOptions& Engine::options() const {
+    return impl_->options;
+}
+
+}  // namespace hfwarm::transfer

@@ -1,0 +1,694 @@
+#include "hfwarm/ratelimit/backoff.hpp"
+#include "hfwarm/ratelimit/class_state.hpp"
+#include "hfwarm/ratelimit/headers.hpp"
+#include "hfwarm/ratelimit/limiter.hpp"
+#include "hfwarm/ratelimit/request_class.hpp"
+#include "hfwarm/ratelimit/token_bucket.hpp"
+
+#include <doctest/doctest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace hfwarm::ratelimit;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+
+namespace {
+
+// An arbitrary origin far from the clock's epoch, so that subtracting a few seconds stays valid.
+const TimePoint t0 = TimePoint{} + 1000h;
+
+double secondsOf(Duration d) {
+    return std::chrono::duration<double>(d).count();
+}
+
+std::chrono::system_clock::time_point utc(int y, unsigned m, unsigned d, int hh, int mm, int ss) {
+    using namespace std::chrono;
+    return sys_days{year{y} / month{m} / day{d}} + hours{hh} + minutes{mm} + seconds{ss};
+}
+
+Observation response(int status) {
+    Observation o;
+    o.status = status;
+    return o;
+}
+
+Observation withRateLimit(int status, std::uint64_t r, std::uint64_t t) {
+    Observation o = response(status);
+    o.rateLimit = RateLimitItem{"resolvers", r, t};
+    return o;
+}
+
+Observation withPolicy(Observation o, std::uint64_t q, std::uint64_t w) {
+    o.policy = RateLimitPolicyItem{"fixed window", "resolvers", q, w};
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("requests are classed as the Hub counts them") {
+    CHECK(classify("/api/models/org/name/revision/main") == RequestClass::Api);
+    CHECK(classify("/api/models/org/name/tree/main?recursive=true&cursor=x") == RequestClass::Api);
+    CHECK(classify("/api") == RequestClass::Api);
+    CHECK(classify("/org/name/resolve/main/config.json") == RequestClass::Resolvers);
+    CHECK(classify("/datasets/org/name/resolve/abc123/data/train.parquet") == RequestClass::Resolvers);
+    CHECK(classify("/org/name/blob/main/README.md") == RequestClass::Other);
+    CHECK(classify("/apis/x") == RequestClass::Other);
+    CHECK(classify("/x?next=/a/resolve/b") == RequestClass::Other);
+    CHECK(classify("/org/name/resolve/main/config.json", false) == RequestClass::Other);
+    CHECK(classify("/api/models/org/name", false) == RequestClass::Other);
+    CHECK(className(RequestClass::Resolvers) == "resolvers");
+    CHECK(classFromBucket("api") == RequestClass::Api);
+    CHECK_FALSE(classFromBucket("pages"));
+}
+
+TEST_CASE("a token bucket starts full, refills at its rate and never holds more than its burst") {
+    TokenBucket b(2.0, 3.0, t0);
+    CHECK(b.tokens(t0) == doctest::Approx(3.0));
+    CHECK(b.tryTake(t0));
+    CHECK(b.tryTake(t0));
+    CHECK(b.tryTake(t0));
+    CHECK_FALSE(b.tryTake(t0));
+    CHECK(secondsOf(b.timeUntilAvailable(t0)) == doctest::Approx(0.5));
+    CHECK_FALSE(b.tryTake(t0 + 499ms));
+    CHECK(b.tryTake(t0 + 500ms));
+    CHECK(b.tokens(t0 + 10s) == doctest::Approx(3.0));
+    CHECK(b.timeUntilAvailable(t0 + 10s) == Duration::zero());
+}
+
+TEST_CASE("a fractional rate refills one token over several seconds") {
+    TokenBucket b(0.25, 1.0, t0);
+    CHECK(b.tryTake(t0));
+    CHECK(secondsOf(b.timeUntilAvailable(t0)) == doctest::Approx(4.0));
+    CHECK(b.tokens(t0 + 2s) == doctest::Approx(0.5));
+    CHECK_FALSE(b.tryTake(t0 + 3s));
+    CHECK(b.tryTake(t0 + 4s));
+}
+
+TEST_CASE("a take larger than the burst waits for a full bucket and leaves a debt") {
+    TokenBucket b(1000.0, 100.0, t0);
+    CHECK(b.tryTake(t0, 400.0));
+    CHECK(b.tokens(t0) == doctest::Approx(-300.0));
+    // The debt and then a full burst must come back before the next large take.
+    CHECK(secondsOf(b.timeUntilAvailable(t0, 400.0)) == doctest::Approx(0.4));
+    CHECK_FALSE(b.tryTake(t0 + 399ms, 400.0));
+    CHECK(b.tryTake(t0 + 400ms, 400.0));
+}
+
+TEST_CASE("a token bucket ignores time going backwards and treats nonsense rates as zero") {
+    TokenBucket b(1.0, 1.0, t0);
+    CHECK(b.tryTake(t0));
+    CHECK(b.tokens(t0 - 5s) == doctest::Approx(0.0));
+    CHECK_FALSE(b.tryTake(t0 - 5s));
+    b.setRate(t0, -3.0);
+    CHECK(b.rate() == 0.0);
+    CHECK(b.timeUntilAvailable(t0 + 1h) == Duration::max());
+    b.setRate(t0, std::numeric_limits<double>::quiet_NaN());
+    CHECK(b.rate() == 0.0);
+}
+
+TEST_CASE("changing the rate keeps the tokens earned so far; a smaller burst drops the excess") {
+    TokenBucket b(1.0, 10.0, t0);
+    for (int i = 0; i < 10; ++i) REQUIRE(b.tryTake(t0));
+    b.setRate(t0 + 2s, 10.0);  // 2 tokens earned at the old rate
+    CHECK(b.tokens(t0 + 2s) == doctest::Approx(2.0));
+    CHECK(b.tokens(t0 + 2500ms) == doctest::Approx(7.0));
+    b.setBurst(t0 + 2500ms, 4.0);
+    CHECK(b.tokens(t0 + 2500ms) == doctest::Approx(4.0));
+    CHECK(b.burst() == 4.0);
+    b.limitTokens(t0 + 2500ms, 1.0);
+    CHECK(b.tokens(t0 + 2500ms) == doctest::Approx(1.0));
+    b.ensureTokens(t0 + 2500ms, 100.0);
+    CHECK(b.tokens(t0 + 2500ms) == doctest::Approx(4.0));
+}
+
+TEST_CASE("re-seeding follows the announced window: rate quota/window, tokens within what remains") {
+    TokenBucket b(9.0, 50.0, t0);
+    // Fresh window: nothing left to burst, paced at 3000/300.
+    b.reseed(t0, 3000, 300s, 3000, 300s);
+    CHECK(b.rate() == doctest::Approx(10.0));
+    CHECK(b.tokens(t0) == doctest::Approx(0.0));
+
+    // Others behind the same IP spent most of it: slow down to what is left.
+    TokenBucket shared(9.0, 50.0, t0);
+    shared.reseed(t0, 3000, 300s, 600, 200s);
+    CHECK(shared.rate() == doctest::Approx(3.0));
+
+    // Late in a window with plenty left: the long-run rate, and a burst of what cannot be spent
+    // at that rate before the reset.
+    TokenBucket late(9.0, 50.0, t0);
+    late.reseed(t0, 3000, 300s, 2000, 10s);
+    CHECK(late.rate() == doctest::Approx(10.0));
+    CHECK(late.tokens(t0) == doctest::Approx(50.0));
+    late.reseed(t0, 3000, 300s, 120, 10s);
+    CHECK(late.tokens(t0) == doctest::Approx(20.0));
+
+    // At the reset itself the long-run rate applies and what remains may go at once.
+    TokenBucket edge(9.0, 50.0, t0);
+    edge.reseed(t0, 100, 10s, 5, 0s);
+    CHECK(edge.rate() == doctest::Approx(10.0));
+    CHECK(edge.tokens(t0) == doctest::Approx(5.0));
+}
+
+TEST_CASE("RateLimit parses as the Hub sends it, with whitespace variants and several items") {
+    auto one = parseRateLimit("\"resolvers\";r=12;t=34");
+    REQUIRE(one);
+    REQUIRE(one->size() == 1);
+    CHECK((*one)[0] == RateLimitItem{"resolvers", 12, 34});
+
+    auto spaced = parseRateLimit("  \"api\" ; r = 0 ;\tt= 7 ");
+    REQUIRE(spaced);
+    CHECK((*spaced)[0] == RateLimitItem{"api", 0, 7});
+
+    auto several = parseRateLimit("\"api\";r=1;t=2, \"resolvers\";t=4;r=3");
+    REQUIRE(several);
+    REQUIRE(several->size() == 2);
+    CHECK((*several)[1] == RateLimitItem{"resolvers", 3, 4});
+
+    // Unknown parameters (the draft's partition key, future ones) are skipped; a later duplicate wins.
+    auto extra = parseRateLimit("\"api\";r=5;t=6;pk=:cGFydGl0aW9u:;x=\"y\";flag;r=4");
+    REQUIRE(extra);
+    CHECK((*extra)[0] == RateLimitItem{"api", 4, 6});
+
+    auto big = parseRateLimit("\"api\";r=999999999999999;t=0");
+    REQUIRE(big);
+    CHECK((*big)[0].remaining == 999999999999999ull);
+}
+
+TEST_CASE("RateLimit rejects missing fields, malformed text and numbers that do not fit") {
+    for (const char* bad : {"",
+                            " ",
+                            "\"api\"",
+                            "\"api\";r=1",
+                            "\"api\";t=1",
+                            "r=1;t=2",
+                            "api;r=1;t=2",
+                            "\"api\";r=-1;t=2",
+                            "\"api\";r=1.5;t=2",
+                            "\"api\";r=1;t=2x",
+                            "\"api\";r=;t=2",
+                            "\"api\";r=1;t=1000000000000000",
+                            "\"api\";r=99999999999999999999999;t=1",
+                            "\"api\";r=1;t=2,",
+                            ",\"api\";r=1;t=2",
+                            "\"api\";r=1;t=2,garbage",
+                            "\"api\";r=1;;t=2",
+                            "\"api;r=1;t=2",
+                            "\"\";r=1;t=2",
+                            "\"api\";R=1;T=2",
+                            "\"api\";r=1;t=2;\"late\"",
+                            "\"api\" r=1 t=2",
+                            "\xff\xfe"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parseRateLimit(bad));
+    }
+}
+
+TEST_CASE("RateLimit-Policy parses one or several policies") {
+    auto one = parseRateLimitPolicy("\"fixed window\";\"resolvers\";q=3000;w=300");
+    REQUIRE(one);
+    REQUIRE(one->size() == 1);
+    CHECK((*one)[0] == RateLimitPolicyItem{"fixed window", "resolvers", 3000, 300});
+
+    auto several = parseRateLimitPolicy(
+        "\"fixed window\";\"api\";q=500;w=300, \"fixed window\" ; \"resolvers\" ; q = 3000 ; w = 300,"
+        "\"pages\";q=100;w=300");
+    REQUIRE(several);
+    REQUIRE(several->size() == 3);
+    CHECK((*several)[0] == RateLimitPolicyItem{"fixed window", "api", 500, 300});
+    CHECK((*several)[1] == RateLimitPolicyItem{"fixed window", "resolvers", 3000, 300});
+    CHECK((*several)[2] == RateLimitPolicyItem{"", "pages", 100, 300});
+}
+
+TEST_CASE("RateLimit-Policy rejects missing fields, a zero window and garbage") {
+    for (const char* bad :
+         {"", "\"fixed window\";\"api\";q=500", "\"fixed window\";\"api\";w=300",
+          "\"fixed window\";\"api\";q=500;w=0", "\"a\";\"b\";\"c\";q=1;w=1",
+          "\"fixed window\";\"api\";q=-500;w=300", "\"fixed window\";\"api\";q=5000000000000000;w=300",
+          "fixed window;api;q=1;w=1", "\"fixed window\";\"api\";q=500;w=300,,\"x\";q=1;w=1"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parseRateLimitPolicy(bad));
+    }
+}
+
+TEST_CASE("Retry-After accepts delta-seconds and IMF-fixdate; past dates wait zero") {
+    auto now = utc(2026, 11, 26, 6, 0, 0);
+    CHECK(parseRetryAfter("120", now) == 120s);
+    CHECK(parseRetryAfter(" 0 ", now) == 0s);
+    CHECK(parseRetryAfter("999999999999999", now) == std::chrono::seconds{999999999999999});
+    CHECK(parseRetryAfter("Thu, 26 Nov 2026 06:01:30 GMT", now) == 90s);
+    CHECK(parseRetryAfter("Sun, 06 Nov 1994 08:49:37 GMT", now) == 0s);
+    CHECK(parseRetryAfter("Thu, 26 Nov 2026 06:00:00 GMT", now) == 0s);
+    CHECK(parseRetryAfter("Fri, 01 Jan 2027 00:00:00 GMT", now) ==
+          std::chrono::duration_cast<std::chrono::seconds>(utc(2027, 1, 1, 0, 0, 0) - now));
+    // A leap second is a valid time of day.
+    CHECK(parseRetryAfter("Wed, 31 Dec 2026 23:59:60 GMT", now));
+}
+
+TEST_CASE("Retry-After rejects garbage, signs, overflow and other date forms") {
+    auto now = utc(2026, 11, 26, 6, 0, 0);
+    for (const char* bad : {"",
+                            "  ",
+                            "-1",
+                            "+5",
+                            "1.5",
+                            "12s",
+                            "1000000000000000",
+                            "99999999999999999999999999",
+                            "soon",
+                            "Sunday, 06-Nov-94 08:49:37 GMT",
+                            "Sun Nov  6 08:49:37 1994",
+                            "Thu, 26 Nov 2026 06:01:30 UTC",
+                            "Thu, 26 Nov 2026 06:01:30 GMT+1",
+                            "Thu, 31 Feb 2026 06:01:30 GMT",
+                            "Thu, 26 Nov 2026 24:00:00 GMT",
+                            "Thu, 26 Nov 2026 06:60:00 GMT",
+                            "Xyz, 26 Nov 2026 06:01:30 GMT",
+                            "Thu, 26 Noe 2026 06:01:30 GMT",
+                            "Thu, 2x Nov 2026 06:01:30 GMT",
+                            "Thu,  26 Nov 2026 06:01:30 GMT"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parseRetryAfter(bad, now));
+    }
+}
+
+TEST_CASE("an observation keeps only the items of its own bucket and ignores malformed headers") {
+    auto now = utc(2026, 11, 26, 6, 0, 0);
+    auto o = makeObservation(RequestClass::Resolvers, 200, "\"api\";r=1;t=2, \"resolvers\";r=3;t=4",
+                             "\"fixed window\";\"resolvers\";q=3000;w=300", "", now);
+    REQUIRE(o.rateLimit);
+    CHECK(*o.rateLimit == RateLimitItem{"resolvers", 3, 4});
+    REQUIRE(o.policy);
+    CHECK(o.policy->quota == 3000);
+    CHECK_FALSE(o.retryAfter);
+
+    auto other = makeObservation(RequestClass::Api, 429, "\"resolvers\";r=0;t=4", "garbage;;",
+                                 "Thu, 26 Nov 2026 06:00:10 GMT", now);
+    CHECK_FALSE(other.rateLimit);
+    CHECK_FALSE(other.policy);
+    CHECK(other.retryAfter == 10s);
+    CHECK(other.hasHeaders());
+
+    CHECK_FALSE(makeObservation(RequestClass::Api, 429, "", "", "", now).hasHeaders());
+}
+
+TEST_CASE(
+    "a class starts with one probe, then paces at its configured rate until the Hub announces its budget") {
+    ClassState s({2.0, 3.0}, t0);
+    CHECK(s.status(t0).probing);
+    auto first = s.tryAcquire(t0);
+    CHECK(first.go);
+    CHECK(first.probe);
+    CHECK_FALSE(s.tryAcquire(t0).go);
+    s.observe(t0, response(404), 0.0);
+    CHECK_FALSE(s.status(t0).probing);
+    for (int i = 0; i < 2; ++i) CHECK(s.tryAcquire(t0).go);
+    auto d = s.tryAcquire(t0);
+    CHECK_FALSE(d.go);
+    CHECK(secondsOf(d.wait) == doctest::Approx(0.5));
+    CHECK(s.tryAcquire(t0 + 500ms).go);
+    CHECK(s.status(t0 + 500ms).requests == 4);
+
+    // The announced window sets the pace: 100 per 10 s, 90 left for 9 s.
+    s.observe(t0 + 1s, withPolicy(withRateLimit(200, 90, 9), 100, 10), 0.0);
+    auto st = s.status(t0 + 1s);
+    CHECK(st.rate == doctest::Approx(10.0));
+    CHECK(st.remaining == 90u);
+    CHECK(st.quota == 100u);
+    CHECK(st.window == 10u);
+    REQUIRE(st.resetIn);
+    CHECK(*st.resetIn == doctest::Approx(9.0));
+    CHECK(st.tokens == doctest::Approx(0.0));
+    d = s.tryAcquire(t0 + 1s);
+    CHECK_FALSE(d.go);
+    CHECK(secondsOf(d.wait) == doctest::Approx(0.1));
+    CHECK(s.tryAcquire(t0 + 1100ms).go);
+}
+
+TEST_CASE("when r reaches 0 the class pauses until t for everyone, then resumes without a probe") {
+    ClassState s({5.0, 5.0}, t0);
+    s.observe(t0, withPolicy(withRateLimit(200, 0, 4), 100, 10), 0.0);
+    auto st = s.status(t0);
+    CHECK(st.pausedFor == doctest::Approx(4.0));
+    CHECK_FALSE(st.probing);
+    for (auto at : {t0, t0 + 1s, t0 + 3900ms}) {
+        auto d = s.tryAcquire(at);
+        CHECK_FALSE(d.go);
+        CHECK(d.wait == t0 + 4s - at);
+    }
+    // The new window starts with one request at once, then the announced pace (10/s).
+    auto first = s.tryAcquire(t0 + 4s);
+    CHECK(first.go);
+    CHECK_FALSE(first.probe);
+    auto second = s.tryAcquire(t0 + 4s);
+    CHECK_FALSE(second.go);
+    CHECK(secondsOf(second.wait) == doctest::Approx(0.1));
+    CHECK(s.status(t0 + 4s).remaining == 100u);
+}
+
+TEST_CASE("the window's end is pinned down from several whole-second t values") {
+    // The window really ends at t0 + 9.4 s; the server rounds t up, as the simulator does.
+    ClassState s({5.0, 5.0}, t0);
+    auto at = [&](Duration when, std::uint64_t r, std::uint64_t t, int status = 200) {
+        s.observe(t0 + when, withPolicy(withRateLimit(status, r, t), 100, 10), 0.0);
+    };
+    at(0ms, 99, 10);
+    at(500ms, 90, 9);
+    at(1300ms, 80, 9);
+    at(2450ms, 70, 7);
+    REQUIRE(s.status(t0 + 2450ms).resetIn);
+    CHECK(*s.status(t0 + 2450ms).resetIn == doctest::Approx(7.0));
+    // The last request of the window: the pause ends at the tightest estimate, not at now + t.
+    at(9s, 0, 1);
+    CHECK(s.status(t0 + 9s).pausedFor == doctest::Approx(0.45));
+    CHECK_FALSE(s.tryAcquire(t0 + 9440ms).go);
+    CHECK(s.tryAcquire(t0 + 9450ms).go);
+
+    // A late answer from the old window neither pauses the new one nor re-seeds it.
+    at(9600ms, 0, 1);
+    CHECK(s.status(t0 + 9600ms).pausedFor == 0.0);
+    CHECK(s.status(t0 + 9600ms).remaining == 100u);
+    // The first answer of the new window starts a new estimate.
+    at(9700ms, 99, 10);
+    auto st = s.status(t0 + 9700ms);
+    CHECK(st.remaining == 99u);
+    REQUIRE(st.resetIn);
+    CHECK(*st.resetIn == doctest::Approx(10.0));
+}
+
+TEST_CASE("a 429 with RateLimit r=0 pauses until t with a little jitter, then lets one probe through") {
+    ClassState s({10.0, 5.0}, t0);
+    s.observe(t0, withRateLimit(429, 0, 7), 0.5);
+    auto st = s.status(t0);
+    // 7 s plus half of min(1 s, 0.7 s).
+    CHECK(st.pausedFor == doctest::Approx(7.35));
+    CHECK(st.count429 == 1);
+    CHECK(st.probing);
+    CHECK_FALSE(s.tryAcquire(t0 + 7s).go);
+
+    auto probe = s.tryAcquire(t0 + 7350ms);
+    CHECK(probe.go);
+    CHECK(probe.probe);
+    auto held = s.tryAcquire(t0 + 7350ms);
+    CHECK_FALSE(held.go);
+    CHECK(held.wait == 10s);  // until the probe's answer, or the probe timeout
+
+    s.observe(t0 + 7400ms, response(200), 0.0);
+    CHECK_FALSE(s.status(t0 + 7400ms).probing);
+    auto after = s.tryAcquire(t0 + 7400ms);
+    CHECK(after.go);
+    CHECK_FALSE(after.probe);
+}
+
+TEST_CASE("a 429 without RateLimit r=0 honours Retry-After, with a floor and a ceiling") {
+    ClassState s({10.0, 5.0}, t0);
+    Observation o = withRateLimit(429, 3, 50);  // r > 0: the headers do not explain this 429
+    o.retryAfter = 12s;
+    s.observe(t0, o, 0.0);
+    CHECK(s.status(t0).pausedFor == doctest::Approx(12.0));
+
+    ClassState zero({10.0, 5.0}, t0);
+    Observation z = response(429);
+    z.retryAfter = 0s;
+    zero.observe(t0, z, 0.0);
+    CHECK(zero.status(t0).pausedFor == doctest::Approx(0.5));
+
+    ClassState huge({10.0, 5.0}, t0);
+    huge.observe(t0, withRateLimit(429, 0, 999999999999999), 1.0);
+    CHECK(huge.status(t0).pausedFor == doctest::Approx(3600.0));
+    CHECK(huge.tryAcquire(t0 + 3599s).wait == 1s);
+}
+
+TEST_CASE("429s without any header back off exponentially and halve the rate; successes recover it") {
+    ClassState s({10.0, 5.0}, t0);
+    s.observe(t0, response(429), 1.0);
+    auto st = s.status(t0);
+    CHECK(st.pausedFor == doctest::Approx(1.0));
+    CHECK(st.rate == doctest::Approx(5.0));
+    CHECK(st.aimdFactor == doctest::Approx(0.5));
+
+    // Requests sent before the pause come back 429 too: counted, but no second decrease.
+    s.observe(t0 + 10ms, response(429), 1.0);
+    st = s.status(t0 + 10ms);
+    CHECK(st.count429 == 2);
+    CHECK(st.aimdFactor == doctest::Approx(0.5));
+    CHECK(st.pausedFor == doctest::Approx(0.99));
+
+    // The probe fails as well: the pause doubles and the rate halves again.
+    REQUIRE(s.tryAcquire(t0 + 1s).probe);
+    s.observe(t0 + 1s, response(429), 1.0);
+    st = s.status(t0 + 1s);
+    CHECK(st.pausedFor == doctest::Approx(2.0));
+    CHECK(st.rate == doctest::Approx(2.5));
+
+    // Jitter scales the backoff between half and all of it.
+    REQUIRE(s.tryAcquire(t0 + 3s).probe);
+    s.observe(t0 + 3s, response(429), 0.0);
+    CHECK(s.status(t0 + 3s).pausedFor == doctest::Approx(2.0));
+
+    REQUIRE(s.tryAcquire(t0 + 5s).probe);
+    s.observe(t0 + 5s, response(200), 0.0);
+    st = s.status(t0 + 5s);
+    CHECK(st.aimdFactor == doctest::Approx(0.125 + 0.02));
+    for (int i = 0; i < 100; ++i) s.observe(t0 + 5s, response(200), 0.0);
+    CHECK(s.status(t0 + 5s).rate == doctest::Approx(10.0));
+    CHECK(s.status(t0 + 5s).aimdFactor == 1.0);
+}
+
+TEST_CASE("a 429 with headers but no reset time backs off without lowering the rate") {
+    ClassState s({10.0, 5.0}, t0);
+    s.observe(t0, withPolicy(response(429), 100, 10), 1.0);
+    auto st = s.status(t0);
+    CHECK(st.pausedFor == doctest::Approx(1.0));
+    CHECK(st.aimdFactor == 1.0);
+}
+
+TEST_CASE("a lost probe stops blocking the class after the probe timeout or a failed request") {
+    ClassPolicy policy;
+    policy.probeTimeout = 5s;
+    ClassState s({10.0, 5.0}, t0, policy);
+    s.observe(t0, response(429), 1.0);
+    REQUIRE(s.tryAcquire(t0 + 1s).probe);
+    CHECK(s.tryAcquire(t0 + 5s).wait == 1s);
+    CHECK(s.tryAcquire(t0 + 6s).probe);
+
+    // A probe that failed without a response lets the next one go at once.
+    s.observe(t0 + 6500ms, response(0), 0.0);
+    auto next = s.tryAcquire(t0 + 6500ms);
+    CHECK(next.go);
+    CHECK(next.probe);
+}
+
+TEST_CASE("new limits apply at once and the announced budget still sets the pace") {
+    ClassState s({2.0, 10.0}, t0);
+    s.setLimits(t0, {4.0, 1.0});
+    CHECK(s.status(t0).rate == doctest::Approx(4.0));
+    CHECK(s.status(t0).tokens == doctest::Approx(1.0));
+    s.observe(t0, withPolicy(withRateLimit(200, 1000, 100), 1000, 100), 0.0);
+    s.setLimits(t0, {1.0, 1.0});
+    CHECK(s.status(t0).rate == doctest::Approx(10.0));
+    CHECK(s.status(t0).configuredRate == 1.0);
+}
+
+TEST_CASE("backoff ceilings double up to the cap and draws stay within them") {
+    Backoff b{100ms, 1000ms, 4};
+    CHECK(b.ceiling(0) == 100ms);
+    CHECK(b.ceiling(1) == 200ms);
+    CHECK(b.ceiling(3) == 800ms);
+    CHECK(b.ceiling(4) == 1000ms);
+    CHECK(b.ceiling(4000000000u) == 1000ms);
+    CHECK(b.allows(3));
+    CHECK_FALSE(b.allows(4));
+    std::mt19937_64 rng(42);
+    std::chrono::milliseconds lowest{1000}, highest{0};
+    for (int i = 0; i < 2000; ++i) {
+        auto d = b.delay(5, rng);
+        CHECK(d >= 0ms);
+        CHECK(d <= 1000ms);
+        lowest = std::min(lowest, d);
+        highest = std::max(highest, d);
+    }
+    // Full jitter spreads over the whole range.
+    CHECK(lowest < 100ms);
+    CHECK(highest > 900ms);
+    for (int i = 0; i < 100; ++i) CHECK(b.delay(0, rng) <= 100ms);
+}
+
+namespace {
+
+// Runs `body` on a fresh io_context and rethrows whatever it threw.
+template <class Body>
+void runAsync(Body body) {
+    net::io_context io;
+    std::exception_ptr failure;
+    net::co_spawn(io, body(io), [&](std::exception_ptr e) { failure = e; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+TEST_CASE("the limiter serves waiters in FIFO order and a cancelled waiter leaves the queue") {
+    using namespace boost::asio::experimental::awaitable_operators;
+    auto started = Clock::now();
+    std::vector<int> order;
+    bool cancelledSeen = false;
+    LimiterConfig config;
+    config.api = {500.0, 1.0};  // one request every 2 ms
+    runAsync([&](net::io_context& io) -> net::awaitable<void> {
+        Limiter limiter(io.get_executor(), config);
+        co_await limiter.acquire("hub.test", RequestClass::Api);  // the first probe spends the burst
+        limiter.observe("hub.test", RequestClass::Api, 200, "", "", "");
+        int done = 0;
+        auto waiter = [&](int id) -> net::awaitable<void> {
+            co_await limiter.acquire("HUB.test", RequestClass::Api);
+            order.push_back(id);
+            ++done;
+        };
+        auto impatient = [&]() -> net::awaitable<void> {
+            net::steady_timer timeout(io, 1ms);
+            auto winner = co_await (limiter.acquire("hub.test", RequestClass::Api) ||
+                                    timeout.async_wait(net::use_awaitable));
+            cancelledSeen = winner.index() == 1;
+            ++done;
+        };
+        auto rethrow = [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        };
+        net::co_spawn(io, waiter(1), rethrow);
+        net::co_spawn(io, impatient(), rethrow);
+        for (int id = 2; id <= 5; ++id) net::co_spawn(io, waiter(id), rethrow);
+        // Requests to another host or of class Other never wait behind these.
+        co_await limiter.acquire("cdn.test", RequestClass::Api);
+        co_await limiter.acquire("hub.test", RequestClass::Other);
+        CHECK(limiter.snapshot().classes.size() == 2);
+
+        net::steady_timer poll(io);
+        while (done < 6) {
+            poll.expires_after(1ms);
+            co_await poll.async_wait(net::use_awaitable);
+        }
+        auto status = limiter.snapshot();
+        REQUIRE(status.classes.size() == 2);
+        CHECK(status.classes[1].host == "hub.test");
+        CHECK(status.classes[1].waiting == 0);
+        CHECK(status.classes[1].state.requests == 6);
+        auto j = limiter.status();
+        CHECK(j["classes"][1]["requests"] == 6);
+        CHECK(j["classes"][1]["remaining"].is_null());
+    });
+    CHECK(cancelledSeen);
+    CHECK(order == std::vector<int>{1, 2, 3, 4, 5});
+    CHECK(Clock::now() - started < 500ms);
+}
+
+TEST_CASE("after a 429 the limiter holds every waiter, lets one probe through, and opens on its answer") {
+    LimiterConfig config;
+    config.resolvers = {1000.0, 10.0};
+    ClassPolicy policy;
+    policy.backoffBase = 4ms;
+    policy.minPause = 1ms;
+    int done = 0;
+    runAsync([&](net::io_context& io) -> net::awaitable<void> {
+        Limiter limiter(io.get_executor(), config, policy);
+        limiter.observe("hub.test", RequestClass::Resolvers, 429, "", "", "");
+        CHECK(limiter.snapshot().classes.at(0).state.pausedFor > 0.0);
+        for (int id = 1; id <= 3; ++id) {
+            net::co_spawn(
+                io,
+                [&]() -> net::awaitable<void> {
+                    co_await limiter.acquire("hub.test", RequestClass::Resolvers);
+                    ++done;
+                },
+                [](std::exception_ptr e) {
+                    if (e) std::rethrow_exception(e);
+                });
+        }
+        net::steady_timer wait(io, 30ms);
+        co_await wait.async_wait(net::use_awaitable);
+        // The pause (2 to 4 ms) is over: only the probe went.
+        CHECK(done == 1);
+        CHECK(limiter.snapshot().classes.at(0).waiting == 2);
+        limiter.observe("hub.test", RequestClass::Resolvers, 200, "", "", "");
+        while (done < 3) {
+            wait.expires_after(1ms);
+            co_await wait.async_wait(net::use_awaitable);
+        }
+        CHECK(limiter.snapshot().classes.at(0).state.count429 == 1);
+    });
+    CHECK(done == 3);
+}
+
+TEST_CASE("the bandwidth cap serves transfers in order and can be lifted while they wait") {
+    LimiterConfig config;
+    config.bandwidth = 1'000'000;  // bursts of 200 kB
+    std::vector<int> order;
+    auto started = Clock::now();
+    Duration capped{};
+    runAsync([&](net::io_context& io) -> net::awaitable<void> {
+        Limiter limiter(io.get_executor(), config);
+        int done = 0;
+        auto rethrow = [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        };
+        for (int id = 1; id <= 3; ++id) {
+            net::co_spawn(
+                io,
+                [&, id]() -> net::awaitable<void> {
+                    co_await limiter.acquireBytes(150'000);
+                    order.push_back(id);
+                    ++done;
+                },
+                rethrow);
+        }
+        net::steady_timer poll(io);
+        while (done < 3) {
+            poll.expires_after(1ms);
+            co_await poll.async_wait(net::use_awaitable);
+        }
+        capped = Clock::now() - started;
+        auto status = limiter.snapshot();
+        CHECK(status.bandwidth.bytes == 450'000);
+        CHECK(status.bandwidth.waiting == 0);
+        auto text = toPrometheus(status);
+        CHECK(text.find("hfwarm_bandwidth_bytes_total 450000\n") != std::string::npos);
+        CHECK(text.find("hfwarm_bandwidth_limit_bytes_per_second 1000000\n") != std::string::npos);
+
+        // 10 MB would take 10 s; lifting the cap releases the waiter at once.
+        net::co_spawn(
+            io,
+            [&]() -> net::awaitable<void> {
+                co_await limiter.acquireBytes(10'000'000);
+                co_await limiter.acquireBytes(10'000'000);
+                ++done;
+            },
+            rethrow);
+        poll.expires_after(1ms);
+        co_await poll.async_wait(net::use_awaitable);
+        CHECK(limiter.snapshot().bandwidth.waiting == 1);
+        auto lifted = config;
+        lifted.bandwidth = 0;
+        limiter.setLimits(lifted);
+        while (done < 4) {
+            poll.expires_after(1ms);
+            co_await poll.async_wait(net::use_awaitable);
+        }
+    });
+    CHECK(order == std::vector<int>{1, 2, 3});
+    // 450 kB at 1 MB/s with a 200 kB burst: 0.25 s.
+    CHECK(capped >= 240ms);
+    CHECK(capped < 400ms);
+    CHECK(Clock::now() - started < 600ms);
+}
