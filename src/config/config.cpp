@@ -491,16 +491,29 @@ std::vector<std::string> applyEnvironment(Config& config, const Environment& env
     return errors;
 }
 
+namespace {
+
+// $XDG_CONFIG_HOME/hfwarm, else ~/.config/hfwarm; empty when neither variable is set.
+std::filesystem::path userConfigDir(const Environment& env) {
+    if (auto xdg = env.get("XDG_CONFIG_HOME")) return std::filesystem::path(*xdg) / "hfwarm";
+    if (auto home = env.get("HOME")) return std::filesystem::path(*home) / ".config" / "hfwarm";
+    return {};
+}
+
+}  // namespace
+
 std::optional<std::filesystem::path> findConfigFile(const Environment& env) {
-    std::filesystem::path userDir;
-    if (auto xdg = env.get("XDG_CONFIG_HOME"))
-        userDir = *xdg;
-    else if (auto home = env.get("HOME"))
-        userDir = std::filesystem::path(*home) / ".config";
+    auto userDir = userConfigDir(env);
     if (!userDir.empty()) {
-        if (auto file = existingFile(userDir / "hfwarm" / "hfwarmd.json")) return file;
+        if (auto file = existingFile(userDir / "hfwarmd.json")) return file;
     }
     return existingFile(env.systemConfigFile);
+}
+
+std::optional<std::filesystem::path> findDefaultManifest(const Environment& env) {
+    auto userDir = userConfigDir(env);
+    if (userDir.empty()) return std::nullopt;
+    return existingFile(userDir / "manifest.txt");
 }
 
 std::filesystem::path defaultSocketPath(const Environment& env) {

@@ -162,11 +162,14 @@ std::variant<Launch, Exit> prepare(int argc, const char* const* argv, const conf
         return Exit{kUsageExit, {}, err};
     }
     if (loaded.config.manifests.empty()) {
+        if (auto fallback = config::findDefaultManifest(env)) loaded.config.manifests.push_back(*fallback);
+    }
+    if (loaded.config.manifests.empty()) {
         return Exit{
             kUsageExit,
             {},
-            "hfwarmd: no manifest to keep warm: give --manifest FILE, or list files under \"manifests\" in "
-            "the config file\n"};
+            "hfwarmd: no manifest to keep warm: give --manifest FILE, list files under \"manifests\" in "
+            "the config file, or create ~/.config/hfwarm/manifest.txt\n"};
     }
     auto manifests = manifest::loadAll(loaded.config.manifests);
     if (!manifests.ok()) {

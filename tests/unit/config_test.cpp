@@ -586,6 +586,25 @@ TEST_CASE("prepare merges flags, file and environment and loads the manifests") 
     CHECK(launch.config.manifests == std::vector<fs::path>{manifest});
 }
 
+TEST_CASE("without a configured manifest, the user's ~/.config/hfwarm/manifest.txt is used when it exists") {
+    TempDir dir;
+    Environment env;
+    env.variables = {{"XDG_CONFIG_HOME", dir.path.string()}};
+    CHECK_FALSE(hfwarm::config::findDefaultManifest(env));
+    fs::create_directories(dir.path / "hfwarm");
+    auto manifest = dir.write("hfwarm/manifest.txt", "gpt2\n");
+    CHECK(hfwarm::config::findDefaultManifest(env) == manifest);
+
+    auto prepared = prepareWith({"--once", "--offline"}, env);
+    if (auto* exit = std::get_if<hfwarm::daemon::Exit>(&prepared)) FAIL(exit->err);
+    CHECK(std::get<hfwarm::daemon::Launch>(prepared).config.manifests == std::vector<fs::path>{manifest});
+
+    auto explicitOne = dir.write("other.txt", "bert-base-uncased\n");
+    auto chosen = prepareWith({"--once", "--offline", "--manifest", explicitOne.string()}, env);
+    REQUIRE(std::holds_alternative<hfwarm::daemon::Launch>(chosen));
+    CHECK(std::get<hfwarm::daemon::Launch>(chosen).config.manifests == std::vector<fs::path>{explicitOne});
+}
+
 TEST_CASE("prepare exits 2 on a config error, a missing manifest and a bad manifest") {
     TempDir dir;
     Environment env;

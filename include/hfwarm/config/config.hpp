@@ -141,6 +141,10 @@ std::optional<std::filesystem::path> findConfigFile(const Environment& env);
 // filled in. Every error of every layer is returned.
 LoadResult resolve(const Overrides& overrides, const Environment& env);
 
+// The manifest a user service reads when no manifest is configured:
+// $XDG_CONFIG_HOME/hfwarm/manifest.txt (else ~/.config/hfwarm/manifest.txt), if it exists.
+std::optional<std::filesystem::path> findDefaultManifest(const Environment& env);
+
 // The control socket both programs use when no --socket is given: HFWARM_SOCKET, else
 // $XDG_RUNTIME_DIR/hfwarm/hfwarmd.sock, else /run/hfwarm/hfwarmd.sock for root (the system
 // service), else /tmp/hfwarm-<uid>/hfwarmd.sock.
