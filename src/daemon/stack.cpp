@@ -40,6 +40,7 @@ Result<Stack> makeStack(net::any_io_executor executor, const config::Config& con
     clientOptions.stallTimeout = millis(config.stallTimeout);
     clientOptions.token = token.value_or("");
     clientOptions.tokenHost = http::normalizeAuthority(config.endpoint);
+    http::readProxyEnvironment(clientOptions);
 
     Stack stack;
     auto client = http::Client::create(executor, clientOptions);
@@ -56,6 +57,8 @@ Result<Stack> makeStack(net::any_io_executor executor, const config::Config& con
     engineOptions.backoff.cap = millis(config.retry.maxDelay);
     engineOptions.backoff.maxAttempts = static_cast<unsigned>(config.retry.maxAttempts);
     engineOptions.minFreeSpace = config.minFreeSpace;
+    engineOptions.segments = static_cast<std::size_t>(std::max(1, config.segments));
+    engineOptions.segmentMinSize = config.segmentMinSize;
     stack.engine = std::make_unique<transfer::Engine>(executor, *stack.client, *stack.limiter, engineOptions);
     return stack;
 }

@@ -25,6 +25,7 @@
 #include <cctype>
 #include <list>
 #include <map>
+#include <type_traits>
 #include <vector>
 
 namespace hfwarm::http {
@@ -268,6 +269,11 @@ struct BodyRead {
     std::optional<std::chrono::milliseconds> stall;  // per read; without it the request deadline holds
     std::chrono::milliseconds deadline{0};           // for messages only
 };
+
+// GCC 12 copies aggregate temporaries in co_await expressions bitwise, which is only right for
+// trivially copyable types; these two are passed that way.
+static_assert(std::is_trivially_copyable_v<BodyRead>);
+static_assert(std::is_trivially_copyable_v<FetchOptions>);
 
 // Reads the rest of the body into `target` and says whether the connection can be reused.
 template <class Stream>
@@ -801,12 +807,16 @@ Result<std::unique_ptr<Client>> Client::create(net::any_io_executor executor, Cl
 }
 
 net::awaitable<FetchResult<Response>> Client::fetch(Request request, FetchOptions options) {
-    auto result = co_await impl_->run(std::move(request), std::move(options), nullptr);
+    const std::string shown = redactUrl(request.url);
+    auto result = co_await impl_->run(std::move(request), options, nullptr);
+    if (!result) impl_->log->debug("request failed url={} reason=\"{}\"", shown, result.error().message);
     co_return result;
 }
 
 net::awaitable<FetchResult<Response>> Client::stream(Request request, FetchOptions options, Sink& sink) {
-    auto result = co_await impl_->run(std::move(request), std::move(options), &sink);
+    const std::string shown = redactUrl(request.url);
+    auto result = co_await impl_->run(std::move(request), options, &sink);
+    if (!result) impl_->log->debug("request failed url={} reason=\"{}\"", shown, result.error().message);
     co_return result;
 }
 

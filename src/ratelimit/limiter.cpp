@@ -174,12 +174,18 @@ void Limiter::observe(std::string_view host, RequestClass cls, int status, std::
     auto o = makeObservation(cls, status, rateLimitHeader, policyHeader, retryAfterHeader,
                              std::chrono::system_clock::now());
     auto jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    e.state.observe(Clock::now(), o, jitter);
+    auto now = Clock::now();
+    bool wasPaused = e.state.status(now).pausedFor > 0;
+    e.state.observe(now, o, jitter);
+    auto s = e.state.status(now);
     if (status == 429) {
-        auto s = e.state.status(Clock::now());
         util::logger("ratelimit")
             ->warn("rate limited host={} class={} paused_for_s={:.3f} count_429={}", host, className(cls),
                    s.pausedFor, s.count429);
+    } else if (!wasPaused && s.pausedFor > 0) {
+        util::logger("ratelimit")
+            ->info("budget spent, pausing host={} class={} paused_for_s={:.3f}", host, className(cls),
+                   s.pausedFor);
     }
     e.queue.wakeHead();
 }

@@ -24,10 +24,4 @@ std::string_view className(RequestClass cls) {
     return "other";
 }
 
-std::optional<RequestClass> classFromBucket(std::string_view bucket) {
-    if (bucket == "api") return RequestClass::Api;
-    if (bucket == "resolvers") return RequestClass::Resolvers;
-    return std::nullopt;
-}
-
 }  // namespace hfwarm::ratelimit

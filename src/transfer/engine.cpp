@@ -10,6 +10,8 @@
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +27,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -56,6 +59,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::milliseconds kLockPoll{200};
+// Hops being timed at once before stale entries (hops that failed without a response) are dropped.
+constexpr std::size_t kMaxTimedHops = 256;
+// Parallel spans are at least this large: below it one connection is as fast.
+constexpr std::uint64_t kMinSegment = 16ull << 20;
+// The hash of a parallel download advances in steps of at most this many bytes.
+constexpr std::uint64_t kHashStep = 16ull << 20;
 
 // Holds requests while the engine is paused: waiters sleep on one timer that open() cancels.
 class Gate {
@@ -103,8 +112,13 @@ class LimiterHooks final : public http::Hooks {
     net::awaitable<void> beforeRequest(const http::RequestInfo& info) override {
         co_await gate_.pass();
         co_await limiter_.acquire(info.host, ratelimit::classify(info.path, info.endpointHost));
-        // The client passes the same RequestInfo object to afterResponse for the same hop.
-        started_[&info] = Clock::now();
+        // The client passes the same RequestInfo object to afterResponse for the same hop; a hop that
+        // fails before its response never gets there, so old entries are dropped now and then.
+        auto now = Clock::now();
+        if (started_.size() > kMaxTimedHops)
+            std::erase_if(started_,
+                          [now](const auto& item) { return now - item.second > std::chrono::minutes(5); });
+        started_[&info] = now;
     }
 
     void afterResponse(const http::RequestInfo& info, const http::Response& response) override {
@@ -224,31 +238,43 @@ struct Engine::Impl {
         std::uint64_t size = 0;
     };
 
-    // Receives the body of one resolver GET into the .incomplete file, hashing as it goes.
+    // The bytes [begin, end) of a file, being fetched into the .incomplete file at their offset.
+    // `pos` is the next byte to write. A whole-file transfer (begin 0, end size) hashes as it goes
+    // and restarts from zero when the server ignores Range; a segment of a parallel download has
+    // no hasher and gives up instead, so that the file falls back to one stream.
+    struct Span {
+        std::uint64_t begin = 0;
+        std::uint64_t end = 0;
+        std::uint64_t pos = 0;
+        std::shared_ptr<util::Hasher> hasher;  // whole-file transfers only
+        bool rangeIgnored = false;             // a segment got 200 or another range: fall back
+    };
+
+    // Receives the body of one resolver GET into the .incomplete file.
     class BlobSink final : public http::Sink {
       public:
-        BlobSink(Impl& impl, Run& run, const FileJob& job, int fd, std::shared_ptr<util::Hasher>& hasher,
-                 std::uint64_t& have)
-            : impl_(impl), run_(run), job_(job), fd_(fd), hasher_(hasher), have_(have) {}
+        BlobSink(Impl& impl, Run& run, const FileJob& job, int fd, Span& span)
+            : impl_(impl), run_(run), job_(job), fd_(fd), span_(span) {}
 
         Result<void> onResponse(const http::Response& response) override {
             response_ = response;
             if (response.status == 206) {
                 auto start = contentRangeStart(response.headers.get("Content-Range").value_or(""));
-                if (!start || *start != have_) {
+                if (!start || *start != span_.pos) {
                     restart_ = true;
                     return makeError("the server answered a range request with another range");
                 }
                 return {};
             }
             if (response.status == 200) {
-                // Range ignored (or not asked for): the body starts at byte 0.
-                if (have_ > 0) {
-                    if (auto reset = impl_.truncate(fd_, job_); !reset) return reset;
-                    run_.progress.bytesDone -= std::min(run_.progress.bytesDone, have_);
-                    have_ = 0;
-                    hasher_ = makeHasher(job_.etag, job_.size);
+                if (span_.pos == 0) return {};
+                if (!span_.hasher) {
+                    span_.rangeIgnored = true;
+                    return makeError("the server ignores range requests");
                 }
+                // Range ignored: the body starts at byte 0.
+                if (auto reset = impl_.truncate(fd_, job_); !reset) return reset;
+                impl_.rewind(run_, job_, span_);
                 return {};
             }
             httpStatus_ = response.status;
@@ -256,7 +282,7 @@ struct Engine::Impl {
         }
 
         net::awaitable<Result<void>> onData(const char* data, std::size_t size) override {
-            if (have_ + size > job_.size) {
+            if (span_.pos + size > span_.end) {
                 restart_ = true;
                 co_return makeError("the server sent more than the " + std::to_string(job_.size) +
                                     " bytes the listing announced for " + job_.path);
@@ -264,7 +290,7 @@ struct Engine::Impl {
             std::size_t written = 0;
             while (written < size) {
                 ssize_t n =
-                    ::pwrite(fd_, data + written, size - written, static_cast<off_t>(have_ + written));
+                    ::pwrite(fd_, data + written, size - written, static_cast<off_t>(span_.pos + written));
                 if (n < 0) {
                     if (errno == EINTR) continue;
                     writeError_ = true;
@@ -273,8 +299,8 @@ struct Engine::Impl {
                 }
                 written += static_cast<std::size_t>(n);
             }
-            hasher_->update(data, size);
-            have_ += size;
+            if (span_.hasher) span_.hasher->update(data, size);
+            span_.pos += size;
             run_.progress.bytesDone += size;
             impl_.counters.bytesFetched += size;
             co_return Result<void>{};
@@ -290,8 +316,7 @@ struct Engine::Impl {
         Run& run_;
         const FileJob& job_;
         int fd_;
-        std::shared_ptr<util::Hasher>& hasher_;
-        std::uint64_t& have_;
+        Span& span_;
         std::optional<http::Response> response_;
         unsigned httpStatus_ = 0;
         bool restart_ = false;
@@ -336,42 +361,19 @@ struct Engine::Impl {
         return {};
     }
 
+    // Forgets the bytes of a whole-file span after its file was truncated.
+    static void rewind(Run& run, const FileJob& job, Span& span) {
+        run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos);
+        span.pos = 0;
+        span.hasher = makeHasher(job.etag, job.size);
+    }
+
     std::chrono::milliseconds backoffDelay(unsigned attempt) { return options.backoff.delay(attempt, rng); }
 
     static void fail(Run& run, std::string message) {
         run.progress.state = EntryState::Failed;
         run.progress.error = std::move(message);
         run.progress.lastChecked = std::chrono::system_clock::now();
-    }
-
-    // Hashes the first `have` bytes of a partial download on the pool, so a resumed multi-GB file
-    // does not stall the other transfers.
-    net::awaitable<Result<std::shared_ptr<util::Hasher>>> hashPrefix(std::filesystem::path file, FileJob job,
-                                                                     std::uint64_t have) {
-        auto hashed = co_await net::co_spawn(
-            hashPool.get_executor(),
-            [file, job, have]() -> net::awaitable<std::shared_ptr<util::Hasher>> {
-                auto hasher = makeHasher(job.etag, job.size);
-                int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0) co_return nullptr;
-                std::vector<char> buffer(1 << 20);
-                std::uint64_t offset = 0;
-                while (offset < have) {
-                    auto want =
-                        static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), have - offset));
-                    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-                    if (n < 0 && errno == EINTR) continue;
-                    if (n <= 0) break;
-                    hasher->update(buffer.data(), static_cast<std::size_t>(n));
-                    offset += static_cast<std::uint64_t>(n);
-                }
-                ::close(fd);
-                if (offset != have) co_return nullptr;
-                co_return hasher;
-            },
-            net::use_awaitable);
-        if (!hashed) co_return makeError("cannot read the partial download " + file.string());
-        co_return hashed;
     }
 
     // Takes the blob's lock without blocking the event loop: polls, and gives up after lockTimeout.
@@ -409,6 +411,300 @@ struct Engine::Impl {
         return {};
     }
 
+    // Fetches span.pos..span.end of `job` into `fd` with resolver GETs (following the redirect to the
+    // CDN), resuming with Range after every interruption: backoff on network errors, timeouts and
+    // 5xx; at once after an expired signed URL (403 from the CDN: resolve again, keep the bytes);
+    // waits out 429s with the limiter. A segment whose server ignores Range returns with
+    // span.rangeIgnored set.
+    net::awaitable<Result<void>> transferSpan(Run& run, const FileJob& job, const std::string& url, int fd,
+                                              Span& span) {
+        const auto& repo = run.progress.entry.repo;
+        unsigned attempts = 0;
+        unsigned limited = 0;
+        while (span.pos < span.end) {
+            http::Request request;
+            request.url = url;
+            if (span.pos > 0 || span.end < job.size) {
+                std::string range = "bytes=" + std::to_string(span.pos) + "-";
+                if (span.end < job.size) range += std::to_string(span.end - 1);
+                request.headers.set("Range", range);
+            }
+            BlobSink sink(*this, run, job, fd, span);
+            auto result = co_await client.stream(request, {http::RedirectPolicy::All, {}, {}}, sink);
+            if (result) {
+                if (span.pos < span.end && !span.hasher) {
+                    // A segment's body ended early without an error: ask for the rest.
+                    continue;
+                }
+                break;
+            }
+            if (span.rangeIgnored) co_return result.error().message;
+            std::string reason = result.error().message;
+            bool retry = result.error().retryable();
+            bool immediate = false;
+            if (sink.httpStatus() != 0 && sink.response()) {
+                const auto& response = *sink.response();
+                if (response.status == 403 && response.crossedHost) {
+                    reason = "the download link expired";
+                    retry = immediate = true;
+                } else if (response.status == 416) {
+                    if (!span.hasher) {
+                        span.rangeIgnored = true;
+                        co_return makeError("the server refused a range of " + job.path);
+                    }
+                    reason = "the server refused the range";
+                    if (auto reset = truncate(fd, job); !reset) co_return reset;
+                    rewind(run, job, span);
+                    retry = true;
+                } else {
+                    auto error = hub::errorFromResponse(response, repo, job.path, options.tokenConfigured,
+                                                        std::chrono::system_clock::now());
+                    if (error.kind == hub::ErrorKind::RateLimited) {
+                        // The limiter has paused the class for every worker; wait our turn.
+                        if (++limited > options.rateLimitedAttempts) co_return makeError(error.message);
+                        counters.retries += 1;
+                        continue;
+                    }
+                    reason = error.message;
+                    retry = error.retryable();
+                }
+            } else if (sink.restart()) {
+                if (!span.hasher) {
+                    span.rangeIgnored = true;
+                    co_return makeError(result.error().message);
+                }
+                if (auto reset = truncate(fd, job); !reset) co_return reset;
+                rewind(run, job, span);
+                retry = true;
+            } else if (sink.writeError()) {
+                co_return makeError(result.error().message);
+            }
+            if (!retry || !options.backoff.allows(attempts)) {
+                if (attempts > 0) reason += " (after " + std::to_string(attempts + 1) + " attempts)";
+                co_return makeError(reason);
+            }
+            counters.retries += 1;
+            auto delay = immediate ? std::chrono::milliseconds{0} : backoffDelay(attempts);
+            ++attempts;
+            log->info("retrying path={} at={} reason=\"{}\" delay_ms={}", job.path, span.pos, reason,
+                      delay.count());
+            if (delay.count() > 0) co_await sleepFor(delay);
+        }
+        co_return Result<void>{};
+    }
+
+    // Where the progress of a parallel download is kept: next to the blob's lock, out of blobs/,
+    // where huggingface_hub's scanner and `hf cache prune` do not look.
+    static std::filesystem::path segmentStatePath(const std::filesystem::path& lockPath) {
+        auto path = lockPath;
+        path.replace_extension(".segments");
+        return path;
+    }
+
+    struct SegmentState {
+        std::vector<Span> spans;
+        std::uint64_t size = 0;
+    };
+
+    static std::optional<SegmentState> loadSegments(const std::filesystem::path& file, std::uint64_t size) {
+        std::ifstream in(file);
+        if (!in) return std::nullopt;
+        auto doc = json::parse(in, nullptr, false);
+        if (!doc.is_object() || !doc.contains("size") || !doc["size"].is_number_unsigned() ||
+            doc["size"].get<std::uint64_t>() != size || !doc.contains("segments") ||
+            !doc["segments"].is_array())
+            return std::nullopt;
+        SegmentState state;
+        state.size = size;
+        std::uint64_t expect = 0;
+        for (const auto& item : doc["segments"]) {
+            if (!item.is_array() || item.size() != 3) return std::nullopt;
+            for (const auto& v : item)
+                if (!v.is_number_unsigned()) return std::nullopt;
+            Span span;
+            span.begin = item[0].get<std::uint64_t>();
+            span.end = item[1].get<std::uint64_t>();
+            span.pos = item[2].get<std::uint64_t>();
+            if (span.begin != expect || span.end <= span.begin || span.pos < span.begin ||
+                span.pos > span.end)
+                return std::nullopt;
+            expect = span.end;
+            state.spans.push_back(std::move(span));
+        }
+        if (expect != size || state.spans.empty()) return std::nullopt;
+        return state;
+    }
+
+    static void saveSegments(const std::filesystem::path& file, const SegmentState& state) {
+        json doc{{"size", state.size}, {"segments", json::array()}};
+        for (const auto& span : state.spans) doc["segments"].push_back({span.begin, span.end, span.pos});
+        auto temp = file;
+        temp += ".tmp";
+        {
+            std::ofstream out(temp, std::ios::trunc);
+            out << doc.dump();
+            if (!out) return;
+        }
+        std::error_code ec;
+        std::filesystem::rename(temp, file, ec);
+    }
+
+    // Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
+    // life of a temporary with a destructor (a shared_ptr copy) inside a co_await expression too early.
+    net::awaitable<bool> hashRange(int fd, util::Hasher* hasher, std::uint64_t from, std::uint64_t to) {
+        co_return co_await net::co_spawn(
+            hashPool.get_executor(),
+            [fd, hasher, from, to]() -> net::awaitable<bool> {
+                std::vector<char> buffer(1 << 20);
+                std::uint64_t offset = from;
+                while (offset < to) {
+                    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - offset));
+                    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n <= 0) co_return false;
+                    hasher->update(buffer.data(), static_cast<std::size_t>(n));
+                    offset += static_cast<std::uint64_t>(n);
+                }
+                co_return true;
+            },
+            net::use_awaitable);
+    }
+
+    enum class SegmentOutcome { Done, Unsupported };
+
+    // A large file on several connections at once (as aria2 -x and hf_transfer do): the preallocated
+    // .incomplete file is split into spans fetched in parallel, each resumable after a crash (their
+    // progress is saved beside the lock), while the hash follows the contiguous prefix on the pool,
+    // reading back bytes still in the page cache instead of a second pass at the end.
+    net::awaitable<Result<SegmentOutcome>> fetchSegmented(Run& run, const FileJob& job,
+                                                          const std::string& url, int fd,
+                                                          const std::filesystem::path& stateFile) {
+        auto loaded = loadSegments(stateFile, job.size);
+        struct stat st {};
+        ::fstat(fd, &st);
+        if (!loaded || static_cast<std::uint64_t>(st.st_size) != job.size) {
+            if (auto reset = truncate(fd, job); !reset) co_return reset.error();
+            if (int err = ::posix_fallocate(fd, 0, static_cast<off_t>(job.size)); err != 0) {
+                if (err == ENOSPC)
+                    co_return makeError("no space for " + job.path + " (" + util::humanBytes(job.size) +
+                                        "): free some space or choose another --cache-dir");
+                if (::ftruncate(fd, static_cast<off_t>(job.size)) != 0)
+                    co_return makeError("cannot size the partial download of " + job.path + ": " +
+                                        errnoText(errno));
+            }
+            SegmentState fresh;
+            fresh.size = job.size;
+            std::uint64_t count = std::min<std::uint64_t>(options.segments, job.size / kMinSegment);
+            count = std::max<std::uint64_t>(count, 1);
+            std::uint64_t step = job.size / count;
+            for (std::uint64_t i = 0; i < count; ++i) {
+                Span span;
+                span.begin = i * step;
+                span.end = i + 1 == count ? job.size : (i + 1) * step;
+                span.pos = span.begin;
+                fresh.spans.push_back(std::move(span));
+            }
+            loaded = std::move(fresh);
+            saveSegments(stateFile, *loaded);
+        } else {
+            std::uint64_t have = 0;
+            for (const auto& span : loaded->spans) have += span.pos - span.begin;
+            log->info("resuming path={} segments={} have={}", job.path, loaded->spans.size(), have);
+        }
+        SegmentState& state = *loaded;
+        for (const auto& span : state.spans) run.progress.bytesDone += span.pos - span.begin;
+
+        auto hasher = makeHasher(job.etag, job.size);
+        std::uint64_t hashed = 0;
+        bool hashFailed = false;
+        std::size_t active = state.spans.size();
+        std::vector<std::string> errors;
+        bool unsupported = false;
+
+        auto contiguous = [&state]() {
+            std::uint64_t prefix = 0;
+            for (const auto& span : state.spans) {
+                prefix = span.pos;
+                if (span.pos < span.end) break;
+            }
+            return prefix;
+        };
+
+        WaitGroup group(executor);
+        auto saveTimer = Clock::now();
+        for (auto& span : state.spans) {
+            group.add();
+            net::co_spawn(
+                executor,
+                [&, spanPtr = &span]() -> net::awaitable<void> {
+                    auto result = co_await transferSpan(run, job, url, fd, *spanPtr);
+                    if (spanPtr->rangeIgnored)
+                        unsupported = true;
+                    else if (!result)
+                        errors.push_back(result.error().message);
+                    --active;
+                },
+                [&](std::exception_ptr e) {
+                    if (e) {
+                        --active;
+                        errors.push_back("a download segment stopped unexpectedly");
+                    }
+                    group.done();
+                });
+        }
+        group.add();
+        net::co_spawn(
+            executor,
+            [&]() -> net::awaitable<void> {
+                while (hashed < job.size && !hashFailed) {
+                    std::uint64_t frontier = contiguous();
+                    if (frontier > hashed) {
+                        std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
+                        if (!co_await hashRange(fd, hasher.get(), hashed, upTo)) hashFailed = true;
+                        hashed = upTo;
+                        continue;
+                    }
+                    if (active == 0) break;
+                    if (Clock::now() - saveTimer > std::chrono::seconds(1)) {
+                        saveSegments(stateFile, state);
+                        saveTimer = Clock::now();
+                    }
+                    co_await sleepFor(std::chrono::milliseconds(20));
+                }
+            },
+            [&](std::exception_ptr e) {
+                if (e) hashFailed = true;
+                group.done();
+            });
+        co_await group.wait();
+        saveSegments(stateFile, state);
+
+        if (unsupported) {
+            std::error_code ec;
+            std::filesystem::remove(stateFile, ec);
+            for (const auto& span : state.spans)
+                run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
+            if (auto reset = truncate(fd, job); !reset) co_return reset.error();
+            log->info("range requests not supported path={}; one connection instead", job.path);
+            co_return SegmentOutcome::Unsupported;
+        }
+        if (!errors.empty()) co_return makeError(errors.front());
+        if (hashFailed) co_return makeError("cannot read back the downloaded bytes of " + job.path);
+
+        std::error_code ec;
+        std::filesystem::remove(stateFile, ec);
+        std::string digest = hasher->finishHex();
+        if (digest != job.etag) {
+            counters.hashMismatches += 1;
+            for (const auto& span : state.spans)
+                run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
+            if (auto reset = truncate(fd, job); !reset) co_return reset.error();
+            co_return makeError("the downloaded bytes of " + job.path + " hash to " + digest + ", not to " +
+                                job.etag);
+        }
+        co_return SegmentOutcome::Done;
+    }
+
     // Downloads one file into the cache (or reuses its blob) and links it into the snapshot.
     net::awaitable<Result<void>> fetchFile(std::shared_ptr<Run> runPtr, cache::RepoLayout layout,
                                            std::string commit, FileJob job) {
@@ -444,27 +740,6 @@ struct Engine::Impl {
             ~FdCloser() { ::close(fd); }
         } closer{fd};
 
-        struct stat st {};
-        ::fstat(fd, &st);
-        std::uint64_t have = static_cast<std::uint64_t>(st.st_size);
-        if (have > job.size) {
-            if (auto reset = truncate(fd, job); !reset) co_return reset;
-            have = 0;
-        }
-        std::shared_ptr<util::Hasher> hasher;
-        if (have > 0) {
-            auto prefix = co_await hashPrefix(*incomplete, job, have);
-            if (prefix) {
-                hasher = *prefix;
-                log->info("resuming path={} from={}", job.path, have);
-            } else {
-                if (auto reset = truncate(fd, job); !reset) co_return reset;
-                have = 0;
-            }
-        }
-        if (!hasher) hasher = makeHasher(job.etag, job.size);
-        run.progress.bytesDone += have;
-
         run.progress.currentFiles.push_back(job.path);
         struct CurrentFile {
             Run& run;
@@ -476,85 +751,65 @@ struct Engine::Impl {
         } current{run, job.path};
 
         const std::string url = hub::resolveUrl(options.endpoint, repo.type, repo.id, commit, job.path);
+        const auto stateFile = segmentStatePath(*lockPath);
+        bool segmented = options.segments > 1 && job.size >= options.segmentMinSize;
         unsigned attempts = 0;
-        unsigned limited = 0;
         while (true) {
-            if (have < job.size) {
-                http::Request request;
-                request.url = url;
-                if (have > 0) request.headers.set("Range", "bytes=" + std::to_string(have) + "-");
-                BlobSink sink(*this, run, job, fd, hasher, have);
-                auto result = co_await client.stream(request, {http::RedirectPolicy::All, {}, {}}, sink);
-                if (!result) {
-                    std::string reason;
-                    bool retry = false;
-                    bool immediate = false;
-                    if (sink.httpStatus() != 0 && sink.response()) {
-                        const auto& response = *sink.response();
-                        if (response.status == 403 && response.crossedHost) {
-                            // A signed CDN URL that expired: resolve again, keeping the bytes on disk.
-                            reason = "the download link expired";
-                            retry = immediate = true;
-                        } else if (response.status == 416) {
-                            reason = "the server refused the range";
-                            if (auto reset = truncate(fd, job); !reset) co_return reset;
-                            run.progress.bytesDone -= std::min(run.progress.bytesDone, have);
-                            have = 0;
-                            hasher = makeHasher(job.etag, job.size);
-                            retry = true;
-                        } else {
-                            auto error =
-                                hub::errorFromResponse(response, repo, job.path, options.tokenConfigured,
-                                                       std::chrono::system_clock::now());
-                            if (error.kind == hub::ErrorKind::RateLimited) {
-                                // The limiter has paused the class for every worker; wait our turn.
-                                if (++limited > options.rateLimitedAttempts)
-                                    co_return makeError(error.message);
-                                counters.retries += 1;
-                                continue;
-                            }
-                            reason = error.message;
-                            retry = error.retryable();
-                        }
-                    } else if (sink.restart()) {
-                        reason = result.error().message;
-                        if (auto reset = truncate(fd, job); !reset) co_return reset;
-                        run.progress.bytesDone -= std::min(run.progress.bytesDone, have);
-                        have = 0;
-                        hasher = makeHasher(job.etag, job.size);
-                        retry = true;
-                    } else if (sink.writeError()) {
-                        co_return makeError(result.error().message);
-                    } else {
-                        reason = result.error().message;
-                        retry = result.error().retryable();
-                    }
-                    if (!retry || !options.backoff.allows(attempts))
+            if (segmented) {
+                auto outcome = co_await fetchSegmented(run, job, url, fd, stateFile);
+                if (outcome && *outcome == SegmentOutcome::Done) break;
+                if (outcome) {
+                    segmented = false;  // the server ignores Range: one stream from byte 0
+                } else {
+                    bool corrupt = outcome.error().message.find(" hash to ") != std::string::npos;
+                    if (!corrupt || !options.backoff.allows(attempts))
                         co_return makeError(
-                            reason +
-                            (attempts > 0 ? " (after " + std::to_string(attempts + 1) + " attempts)" : ""));
-                    counters.retries += 1;
-                    auto delay = immediate ? std::chrono::milliseconds{0} : backoffDelay(attempts);
+                            outcome.error().message +
+                            (corrupt ? "; not published after " + std::to_string(attempts + 1) + " attempts"
+                                     : std::string()));
+                    log->warn("corrupt download path={} reason=\"{}\"", job.path, outcome.error().message);
+                    co_await sleepFor(backoffDelay(attempts));
                     ++attempts;
-                    log->info("retrying path={} have={} reason=\"{}\" delay_ms={}", job.path, have, reason,
-                              delay.count());
-                    if (delay.count() > 0) co_await sleepFor(delay);
                     continue;
                 }
             }
+
+            Span span;
+            span.end = job.size;
+            struct stat st {};
+            ::fstat(fd, &st);
+            span.pos = static_cast<std::uint64_t>(st.st_size);
+            if (span.pos > job.size) {
+                if (auto reset = truncate(fd, job); !reset) co_return reset;
+                span.pos = 0;
+            }
+            if (span.pos > 0) {
+                auto prefix = makeHasher(job.etag, job.size);
+                if (co_await hashRange(fd, prefix.get(), 0, span.pos)) {
+                    span.hasher = prefix;
+                    log->info("resuming path={} from={}", job.path, span.pos);
+                } else {
+                    if (auto reset = truncate(fd, job); !reset) co_return reset;
+                    span.pos = 0;
+                }
+            }
+            if (!span.hasher) span.hasher = makeHasher(job.etag, job.size);
+            run.progress.bytesDone += span.pos;
+
+            auto transferred = co_await transferSpan(run, job, url, fd, span);
+            if (!transferred) co_return transferred;
             // Every byte is on disk: publish only what hashes to the blob's name.
-            std::string digest = hasher->finishHex();
-            if (have == job.size && digest == job.etag) break;
+            std::string digest = span.hasher->finishHex();
+            if (span.pos == job.size && digest == job.etag) break;
             counters.hashMismatches += 1;
-            std::string reason = have == job.size ? "the downloaded bytes of " + job.path + " hash to " +
-                                                        digest + ", not to " + job.etag
-                                                  : "got " + std::to_string(have) + " bytes of " + job.path +
-                                                        ", expected " + std::to_string(job.size);
+            std::string reason =
+                span.pos == job.size
+                    ? "the downloaded bytes of " + job.path + " hash to " + digest + ", not to " + job.etag
+                    : "got " + std::to_string(span.pos) + " bytes of " + job.path + ", expected " +
+                          std::to_string(job.size);
             log->warn("corrupt download path={} reason=\"{}\"", job.path, reason);
             if (auto reset = truncate(fd, job); !reset) co_return reset;
-            run.progress.bytesDone -= std::min(run.progress.bytesDone, have);
-            have = 0;
-            hasher = makeHasher(job.etag, job.size);
+            run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos);
             if (!options.backoff.allows(attempts))
                 co_return makeError(reason + "; not published after " + std::to_string(attempts + 1) +
                                     " attempts");

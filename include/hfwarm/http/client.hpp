@@ -108,7 +108,7 @@ struct ClientOptions {
     std::chrono::milliseconds idleTimeout{30'000};       // idle pooled connections older than this are closed
     std::string userAgent;                               // empty: "hfwarm/<version>"
     std::string token;                                   // sent as Bearer only per sendsToken(); never logged
-    std::string tokenHost;                               // normalizeAuthority() of the configured endpoint
+    std::string tokenHost;                               // the configured endpoint, as a URL or host[:port]
     int maxRedirects = 10;
     std::size_t bodyLimit = 64u << 20;  // default limit of fetch() bodies
     // Proxy for https URLs, reached with CONNECT: "http://[user:password@]host[:port]"; empty: none.
@@ -137,7 +137,8 @@ class Hooks {
     // Before the hop takes a connection and writes its request: wait for a rate-limit token here,
     // so no pooled connection is held while waiting.
     virtual net::awaitable<void> beforeRequest(const RequestInfo& info);
-    // After the response headers of a hop arrived (RateLimit headers, 429 handling).
+    // After the response headers of a hop arrived (RateLimit headers, 429 handling). A hop that
+    // fails before any response (connect, TLS, timeout) gets no call.
     virtual void afterResponse(const RequestInfo& info, const Response& headersOnly);
     // After `bytes` of body were read from the socket, before they are handed on: bandwidth caps.
     virtual net::awaitable<void> beforeBodyChunk(std::size_t bytes);

@@ -114,6 +114,8 @@ struct Listing {
 
 // GET /api/{type}s/{id}/revision/{revision}?blobs=true: the commit and every file in one API
 // request. Relative redirects (legacy and renamed ids) are followed.
+// Pass a named RepoRef: GCC 12 miscompiles a temporary aggregate such as `RepoRef{...}` written
+// inside a co_await expression (see http::Request).
 net::awaitable<HubResult<Listing>> listRepo(http::Client& client, std::string endpoint, RepoRef repo);
 
 // GET /api/{type}s/{id}/tree/{commit}?recursive=true, following `Link: <...>; rel="next"` until the

@@ -74,7 +74,7 @@ class ClassState {
   public:
     struct Decision {
         bool go = false;     // the request may be sent now; a token was taken
-        bool probe = false;  // it is the single probe after a 429 pause
+        bool probe = false;  // it is the single probe (first request, or after a 429 pause)
         Duration wait{};     // otherwise: ask again after this long (or when woken)
     };
 

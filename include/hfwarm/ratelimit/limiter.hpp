@@ -92,7 +92,6 @@ class Limiter {
 
     Entry& entry(std::string_view host, RequestClass cls);
     ClassLimits limitsFor(RequestClass cls) const;
-    void applyBandwidth(TimePoint now);
 
     net::any_io_executor executor_;
     LimiterConfig config_;

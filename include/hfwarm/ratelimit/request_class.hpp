@@ -1,7 +1,6 @@
 // Which of the Hub's request buckets a request counts against (hub-protocol.md section 8).
 #pragma once
 
-#include <optional>
 #include <string_view>
 
 namespace hfwarm::ratelimit {
@@ -18,8 +17,5 @@ RequestClass classify(std::string_view path, bool hubHost = true);
 
 // The bucket name the Hub uses in `RateLimit` headers: "api", "resolvers"; "other" for Other.
 std::string_view className(RequestClass cls);
-
-// The class of a Hub bucket name ("api", "resolvers"); nullopt for "pages" and anything else.
-std::optional<RequestClass> classFromBucket(std::string_view bucket);
 
 }  // namespace hfwarm::ratelimit
