@@ -678,7 +678,10 @@ net::awaitable<FetchResult<Response>> Client::Impl::run(Request request, FetchOp
         std::optional<Parser> parser;
         for (int attempt = 0;; ++attempt) {
             auto acquired = co_await acquire(target, shown);
-            if (!acquired) co_return acquired.error();
+            if (!acquired) {
+                if (hopHooks) hopHooks->afterFailure(info, acquired.error());
+                co_return acquired.error();
+            }
             connection = std::move(*acquired);
             parser.emplace();
             parser->header_limit(kHeaderLimit);
@@ -694,7 +697,9 @@ net::awaitable<FetchResult<Response>> Client::Impl::run(Request request, FetchOp
             const bool stale = connection->reused && attempt == 0 && connectionLost(ec);
             release(std::move(connection), false);
             if (stale) continue;
-            co_return readFailure(ec, shown, timeout, false, nullptr);
+            auto failure = readFailure(ec, shown, timeout, false, nullptr);
+            if (hopHooks) hopHooks->afterFailure(info, failure);
+            co_return failure;
         }
 
         Response head;

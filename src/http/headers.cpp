@@ -75,6 +75,8 @@ net::awaitable<void> Hooks::beforeRequest(const RequestInfo&) {
 
 void Hooks::afterResponse(const RequestInfo&, const Response&) {}
 
+void Hooks::afterFailure(const RequestInfo&, const Failure&) {}
+
 net::awaitable<void> Hooks::beforeBodyChunk(std::size_t) {
     co_return;
 }

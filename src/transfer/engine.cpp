@@ -59,8 +59,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::milliseconds kLockPoll{200};
-// Hops being timed at once before stale entries (hops that failed without a response) are dropped.
-constexpr std::size_t kMaxTimedHops = 256;
 // Parallel spans are at least this large: below it one connection is as fast.
 constexpr std::uint64_t kMinSegment = 16ull << 20;
 // The hash of a parallel download advances in steps of at most this many bytes.
@@ -112,13 +110,8 @@ class LimiterHooks final : public http::Hooks {
     net::awaitable<void> beforeRequest(const http::RequestInfo& info) override {
         co_await gate_.pass();
         co_await limiter_.acquire(info.host, ratelimit::classify(info.path, info.endpointHost));
-        // The client passes the same RequestInfo object to afterResponse for the same hop; a hop that
-        // fails before its response never gets there, so old entries are dropped now and then.
-        auto now = Clock::now();
-        if (started_.size() > kMaxTimedHops)
-            std::erase_if(started_,
-                          [now](const auto& item) { return now - item.second > std::chrono::minutes(5); });
-        started_[&info] = now;
+        // The client passes the same RequestInfo object to afterResponse or afterFailure.
+        started_[&info] = Clock::now();
     }
 
     void afterResponse(const http::RequestInfo& info, const http::Response& response) override {
@@ -130,6 +123,12 @@ class LimiterHooks final : public http::Hooks {
         limiter_.observe(info.host, ratelimit::classify(info.path, info.endpointHost),
                          static_cast<int>(response.status), header("RateLimit"), header("RateLimit-Policy"),
                          header("Retry-After"));
+    }
+
+    void afterFailure(const http::RequestInfo& info, const http::Failure&) override {
+        started_.erase(&info);
+        // Status 0: no verdict, but a probe waiting on this hop's answer need not wait any longer.
+        limiter_.observe(info.host, ratelimit::classify(info.path, info.endpointHost), 0, "", "", "");
     }
 
     net::awaitable<void> beforeBodyChunk(std::size_t bytes) override {

@@ -104,7 +104,7 @@ TEST_CASE("built-in defaults are the documented ones") {
     CHECK(c.minFreeSpace == 1ull << 30);
     CHECK(c.segments == 4);
     CHECK(c.segmentMinSize == 64ull << 20);
-    CHECK(c.maxClients == 64);
+    CHECK(c.maxClients == 256);
     CHECK(c.clientIdleTimeout == 300);
     CHECK(c.redis.empty());
 }

@@ -69,7 +69,7 @@ struct Config {
     std::uint64_t minFreeSpace = 1ull << 30;  // bytes left free on the cache's file system
 
     // Control socket clients.
-    int maxClients = 64;
+    int maxClients = 256;
     double clientIdleTimeout = 300;  // seconds before an idle, non-subscribed client is closed
 
     // Shared rate-limit buckets for a fleet (redis://[user:password@]host[:port][/db]); empty: local.

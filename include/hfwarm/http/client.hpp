@@ -138,8 +138,10 @@ class Hooks {
     // so no pooled connection is held while waiting.
     virtual net::awaitable<void> beforeRequest(const RequestInfo& info);
     // After the response headers of a hop arrived (RateLimit headers, 429 handling). A hop that
-    // fails before any response (connect, TLS, timeout) gets no call.
+    // fails before any response (connect, TLS, timeout) gets afterFailure instead.
     virtual void afterResponse(const RequestInfo& info, const Response& headersOnly);
+    // After a hop that passed beforeRequest failed without a response.
+    virtual void afterFailure(const RequestInfo& info, const Failure& failure);
     // After `bytes` of body were read from the socket, before they are handed on: bandwidth caps.
     virtual net::awaitable<void> beforeBodyChunk(std::size_t bytes);
 };
