@@ -550,6 +550,10 @@ LoadResult resolve(const Overrides& overrides, const Environment& env) {
     // Layer 4: the command line. Values were checked when the flags were parsed.
     Config& c = result.config;
     if (!overrides.manifests.empty()) c.manifests = overrides.manifests;
+    if (overrides.apiRate) c.limits.api.rate = *overrides.apiRate;
+    if (overrides.apiBurst) c.limits.api.burst = *overrides.apiBurst;
+    if (overrides.resolverRate) c.limits.resolvers.rate = *overrides.resolverRate;
+    if (overrides.resolverBurst) c.limits.resolvers.burst = *overrides.resolverBurst;
     if (overrides.cacheDir) c.cacheDir = *overrides.cacheDir;
     if (overrides.endpoint) {
         if (auto normalized = normalizeEndpoint(*overrides.endpoint))

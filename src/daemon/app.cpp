@@ -86,6 +86,7 @@ std::variant<Options, Exit> parseCommandLine(int argc, const char* const* argv) 
         "HF_HUB_OFFLINE, HFWARM_SOCKET), and these flags.");
 
     std::string configFile, cacheDir, endpoint, caFile, socket, logLevelText, connections, bandwidth;
+    double apiRate = 0, apiBurst = 0, resolverRate = 0, resolverBurst = 0;
     std::vector<std::string> manifests;
     bool once = false;
     bool offline = false;
@@ -124,6 +125,22 @@ std::variant<Options, Exit> parseCommandLine(int argc, const char* const* argv) 
             ->type_name("RATE")
             ->check(byteRate());
 
+    auto* apiRateOption = app.add_option("--api-rate", apiRate, "/api/ requests per second (limits.api.rate)")
+                              ->type_name("R")
+                              ->check(CLI::PositiveNumber);
+    auto* apiBurstOption =
+        app.add_option("--api-burst", apiBurst, "/api/ requests at once (limits.api.burst)")
+            ->type_name("N")
+            ->check(CLI::NonNegativeNumber);
+    auto* resolverRateOption = app.add_option("--resolver-rate", resolverRate,
+                                              "/resolve/ requests per second (limits.resolvers.rate)")
+                                   ->type_name("R")
+                                   ->check(CLI::PositiveNumber);
+    auto* resolverBurstOption = app.add_option("--resolver-burst", resolverBurst,
+                                               "/resolve/ requests at once (limits.resolvers.burst)")
+                                    ->type_name("N")
+                                    ->check(CLI::NonNegativeNumber);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -147,6 +164,10 @@ std::variant<Options, Exit> parseCommandLine(int argc, const char* const* argv) 
     // The validators above accepted these, so the conversions cannot fail.
     if (connectionsOption->count() > 0) o.connections = std::stoi(connections);
     if (bandwidthOption->count() > 0) o.bandwidth = util::parseByteSize(bandwidth);
+    if (apiRateOption->count() > 0) o.apiRate = apiRate;
+    if (apiBurstOption->count() > 0) o.apiBurst = apiBurst;
+    if (resolverRateOption->count() > 0) o.resolverRate = resolverRate;
+    if (resolverBurstOption->count() > 0) o.resolverBurst = resolverBurst;
     return options;
 }
 
@@ -190,7 +211,9 @@ int run(int argc, char** argv) {
     const auto& launch = std::get<Launch>(prepared);
     // The level was checked with the config; setting it cannot fail here.
     util::setLogLevel(launch.config.logLevel);
-    return runWithConfig(launch.config, launch.once);
+    // A reload reads the flags, the config file and the environment again, as at start.
+    Reconfigure reconfigure = [argc, argv]() { return prepare(argc, argv, config::Environment::current()); };
+    return runWithConfig(launch.config, launch.once, reconfigure);
 }
 
 }  // namespace hfwarm::daemon

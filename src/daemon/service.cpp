@@ -33,6 +33,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
 namespace hfwarm::daemon {
 
@@ -82,9 +83,10 @@ protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
 class Service final : public server::Handler {
   public:
     Service(net::io_context& ioc, config::Config config, manifest::Manifest manifest,
-            std::filesystem::path root)
+            std::filesystem::path root, Reconfigure reconfigure)
         : ioc_(ioc),
           config_(std::move(config)),
+          reconfigure_(std::move(reconfigure)),
           manifest_(std::move(manifest)),
           root_(std::move(root)),
           notifier_(std::getenv("NOTIFY_SOCKET") ? std::optional<std::string>(std::getenv("NOTIFY_SOCKET"))
@@ -175,6 +177,7 @@ class Service final : public server::Handler {
 
     net::io_context& ioc_;
     config::Config config_;
+    Reconfigure reconfigure_;
     manifest::Manifest manifest_;
     std::filesystem::path root_;
     Notifier notifier_;
@@ -291,8 +294,28 @@ class Service final : public server::Handler {
 
     // --- Reload --------------------------------------------------------------------------------
 
-    // Re-reads the manifests; a bad one keeps the last good manifest and shows its errors.
+    // Reads the configuration and the manifests again. Rates, bursts, the bandwidth cap, the refresh
+    // interval and the manifest list take effect at once; the other settings need a restart. A bad
+    // config or manifest keeps the last good one and shows its errors in status.
     bool reload(const std::string& why) {
+        if (reconfigure_) {
+            auto prepared = reconfigure_();
+            if (auto* exit = std::get_if<Exit>(&prepared)) {
+                manifestErrors_.clear();
+                std::istringstream lines(exit->err);
+                for (std::string line; std::getline(lines, line);)
+                    if (!line.empty()) manifestErrors_.push_back(line);
+                log_->warn("reload failed reason=\"{}\"; keeping the last good configuration", why);
+                for (const auto& e : manifestErrors_) log_->warn("{}", e);
+                return false;
+            }
+            const auto& next = std::get<Launch>(prepared).config;
+            config_.manifests = next.manifests;
+            config_.limits = next.limits;
+            config_.bandwidth = next.bandwidth;
+            config_.refreshInterval = next.refreshInterval;
+            if (stack_.limiter) stack_.limiter->setLimits(limiterConfig(config_));
+        }
         auto loaded = manifest::loadAll(config_.manifests);
         if (!loaded.ok()) {
             manifestErrors_.clear();
@@ -675,15 +698,15 @@ class Service final : public server::Handler {
 }  // namespace
 
 int runService(const config::Config& config, const manifest::Manifest& manifest,
-               const std::filesystem::path& root) {
+               const std::filesystem::path& root, const Reconfigure& reconfigure) {
     net::io_context ioc;
-    Service service(ioc, config, manifest, root);
+    Service service(ioc, config, manifest, root, reconfigure);
     int code = service.run();
     if (code == 0) exitWithoutTeardown(0);
     return code;
 }
 
-int runWithConfig(const config::Config& config, bool once) {
+int runWithConfig(const config::Config& config, bool once, const Reconfigure& reconfigure) {
     auto env = cache::processEnv();
     std::optional<std::filesystem::path> override;
     if (!config.cacheDir.empty()) override = config.cacheDir;
@@ -698,7 +721,7 @@ int runWithConfig(const config::Config& config, bool once) {
         if (auto note = cache::candleRootNote(root, env)) std::cerr << "hfwarmd: note: " << *note << '\n';
         return runOnce(config, loaded.manifest, root);
     }
-    return runService(config, loaded.manifest, root);
+    return runService(config, loaded.manifest, root, reconfigure);
 }
 
 }  // namespace hfwarm::daemon

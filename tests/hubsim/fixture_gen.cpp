@@ -110,10 +110,11 @@ std::string configJson(std::string_view modelType, Prng& prng) {
         prng.between(20000, 60000));
 }
 
+// At most 2000 entries of at most 27 bytes: always below the default LFS threshold of 64 KiB.
 std::string tokenizerJson(Prng& prng) {
     std::string out =
         "{\n  \"version\": \"1.0\",\n  \"model\": {\n    \"type\": \"WordPiece\",\n    \"vocab\": {";
-    const auto words = vocabulary(prng, prng.between(1500, 3000));
+    const auto words = vocabulary(prng, prng.between(1000, 2000));
     for (std::size_t i = 0; i < words.size(); ++i)
         out += fmt::format("{}\n      \"{}\": {}", i == 0 ? "" : ",", words[i], i);
     out += "\n    }\n  }\n}\n";

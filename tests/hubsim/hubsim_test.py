@@ -13,6 +13,7 @@ import threading
 import time
 import zlib
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hubsim_support import Simulator, generate, git_blob_sha1, sha256  # noqa: E402
 
@@ -114,6 +115,15 @@ class Case:
             port = sim.hub.rsplit(":", 1)[1]
             equal(sim.get(f"https://localhost:{port}/api/models/gpt2").status, 200, "request to localhost")
             equal(sim.get(sim.cdn + "/lfs/none").status, 403, "unsigned CDN URL")
+        tls = os.path.join(self.tmp, "tls")
+        cas = []
+        for _ in range(2):
+            with self.sim("--tls-dir", tls) as sim:
+                equal(os.path.dirname(sim.ca), tls, "the CA lives in --tls-dir")
+                equal(sim.get("/api/models/gpt2").status, 200, "TLS with the kept CA")
+                with open(sim.ca) as f:
+                    cas.append(f.read())
+        equal(cas[0], cas[1], "a second start reuses the CA of --tls-dir")
 
     def test_revision_info(self):
         files = self.files(MINILM)

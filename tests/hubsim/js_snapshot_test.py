@@ -3,7 +3,7 @@
 it and the bytes in its cache equal the fixtures.
 
 Usage: js_snapshot_test.py HUBSIM_EXE INTEROP_DIR
-Skips (exit 77) when node or tests/interop/node_modules is missing: scripts/test installs them.
+Fails when node or tests/interop/node_modules is missing: scripts/test installs them.
 """
 
 import os
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hubsim_support import Simulator, generate  # noqa: E402
 from hubsim_test import repo_files  # noqa: E402
@@ -23,8 +24,8 @@ def main():
     exe, interop = sys.argv[1], sys.argv[2]
     node = shutil.which("node")
     if node is None or not os.path.isdir(os.path.join(interop, "node_modules", "@huggingface", "hub")):
-        print("skipped: needs node and tests/interop/node_modules (run scripts/test, or npm ci in tests/interop)")
-        return 77
+        print("error: needs node and tests/interop/node_modules: run scripts/test, or npm ci in tests/interop")
+        return 1
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js_snapshot.cjs")
     with tempfile.TemporaryDirectory(prefix="hubsim-js-") as tmp:
         fixtures = os.path.join(tmp, "fixtures")

@@ -98,7 +98,12 @@ int main(int argc, char** argv) {
         "--hostile-listing", faults.hostileListing,
         "Listings carry unsafe names: ../x, /abs, a/../../b, backslashes, NUL, control characters");
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // app.exit prints the help or the error; a usage error exits 2, as everywhere in hfwarm.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
     if (!util::setLogLevel(logLevel)) {
         std::cerr << "error: unknown log level '" << logLevel
                   << "' (use trace, debug, info, warn, error, off)\n";

@@ -105,6 +105,10 @@ struct Overrides {
     std::optional<std::string> logLevel;
     std::optional<int> connections;
     std::optional<std::uint64_t> bandwidth;
+    std::optional<double> apiRate;
+    std::optional<double> apiBurst;
+    std::optional<double> resolverRate;
+    std::optional<double> resolverBurst;
 };
 
 struct LoadResult {

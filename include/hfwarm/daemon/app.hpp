@@ -3,6 +3,7 @@
 
 #include "hfwarm/config/config.hpp"
 
+#include <functional>
 #include <string>
 #include <variant>
 
@@ -36,10 +37,13 @@ struct Launch {
 // manifests (so a bad one exits 2 before any download, with every diagnostic).
 std::variant<Launch, Exit> prepare(int argc, const char* const* argv, const config::Environment& env);
 
+// Reads the configuration again (the service's reload): the same steps as prepare().
+using Reconfigure = std::function<std::variant<Launch, Exit>()>;
+
 // Runs the warm-up pass (`once`) or the service with a checked configuration; returns the exit
-// code (0 ok, 1 a required entry failed, 2 a configuration problem found on the way).
-// Defined in src/daemon/service.cpp.
-int runWithConfig(const config::Config& config, bool once);
+// code (0 ok, 1 a required entry failed, 2 a configuration problem found on the way). The service
+// calls `reconfigure` on every reload. Defined in src/daemon/service.cpp.
+int runWithConfig(const config::Config& config, bool once, const Reconfigure& reconfigure);
 
 // Runs hfwarmd; returns the process exit code (0 ok, 1 a required entry failed, 2 usage or
 // configuration error).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hfwarm/config/config.hpp"
+#include "hfwarm/daemon/app.hpp"
 #include "hfwarm/manifest/manifest.hpp"
 
 #include <filesystem>
@@ -10,9 +11,9 @@
 namespace hfwarm::daemon {
 
 // Runs until SIGTERM, SIGINT or the `shutdown` method. Returns 0 after a clean stop, 2 when the
-// service cannot start (the socket is taken, the trust store cannot be loaded, ...). Reloads the
-// manifests on SIGHUP, on the `reload` method and when a manifest file changes.
+// service cannot start (the socket is taken, the trust store cannot be loaded, ...). On SIGHUP, on
+// the `reload` method and when a manifest file changes it calls `reconfigure` and reloads.
 int runService(const config::Config& config, const manifest::Manifest& manifest,
-               const std::filesystem::path& root);
+               const std::filesystem::path& root, const Reconfigure& reconfigure);
 
 }  // namespace hfwarm::daemon

@@ -1,0 +1,207 @@
+"""Runs `hfwarmd --once` against hfwarm-hubsim and checks the Hugging Face cache it leaves.
+
+Imported by engine_test.py; the simulator itself is started with tests/hubsim/hubsim_support.py.
+"""
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+LFS_THRESHOLD = 64 * 1024  # the simulator's default --lfs-threshold
+CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+HEX40 = re.compile(r"[0-9a-f]{40}")
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def equal(actual, expected, what):
+    check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def git_blob_sha1(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def etag_of(data):
+    """The blob name the Hub gives a file: sha256 for LFS files, the git blob sha1 for the rest."""
+    return hashlib.sha256(data).hexdigest() if len(data) > LFS_THRESHOLD else git_blob_sha1(data)
+
+
+def hash_matches_name(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(path)
+    if len(name) == 64:
+        return hashlib.sha256(data).hexdigest() == name
+    return len(name) == 40 and git_blob_sha1(data) == name
+
+
+def repo_folder(repo):
+    """`gpt2` -> `models--gpt2`, `datasets/org/name` -> `datasets--org--name`."""
+    kind = "models"
+    for prefix in ("models", "datasets", "spaces"):
+        if repo.startswith(prefix + "/"):
+            kind, repo = prefix, repo[len(prefix) + 1:]
+    return kind + "--" + repo.replace("/", "--")
+
+
+def api_path(repo):
+    """The listing path of a repo: `gpt2` -> `/api/models/gpt2`."""
+    if repo.startswith("datasets/"):
+        return "/api/datasets/" + repo[len("datasets/"):]
+    return "/api/models/" + repo
+
+
+def fixture_files(fixtures, repo):
+    """Relative path -> bytes of a fixture repo's main tree (without the simulator's settings)."""
+    root = os.path.join(fixtures, repo)
+    files = {}
+    for base, dirs, names in os.walk(root):
+        rel_base = os.path.relpath(base, root)
+        if rel_base == ".":
+            dirs[:] = [d for d in dirs if d != ".hubsim"]
+        for name in names:
+            rel = os.path.normpath(os.path.join(rel_base, name)).replace(os.sep, "/")
+            if rel != ".hubsim.json":
+                with open(os.path.join(base, name), "rb") as f:
+                    files[rel] = f.read()
+    return files
+
+
+def matches(path, pattern):
+    """huggingface_hub's allow/ignore patterns: fnmatch where `*` crosses `/`; `dir/` means `dir/*`."""
+    if pattern.endswith("/"):
+        pattern += "*"
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def select(paths, files=(), includes=(), excludes=()):
+    """DESIGN.md section 2: `file:` files plus `include:` matches; else `include:` matches; else all;
+    then `exclude:` removes."""
+    if files:
+        chosen = {p for p in paths if p in files or any(matches(p, g) for g in includes)}
+    elif includes:
+        chosen = {p for p in paths if any(matches(p, g) for g in includes)}
+    else:
+        chosen = set(paths)
+    return {p for p in chosen if not any(matches(p, g) for g in excludes)}
+
+
+def snapshot_files(snapshot):
+    """Relative paths of every entry (symlink or file) under a snapshot folder."""
+    found = set()
+    for base, _, names in os.walk(snapshot):
+        for name in names:
+            found.add(os.path.relpath(os.path.join(base, name), snapshot).replace(os.sep, "/"))
+    return found
+
+
+def check_repo(cache, repo, commit, expected, revision="main"):
+    """The cache holds exactly `expected` (path -> bytes) for `repo` at `commit`, laid out as
+    huggingface_hub lays it out."""
+    check(HEX40.fullmatch(commit), f"{repo}: {commit!r} is not a 40-hex commit")
+    folder = os.path.join(cache, repo_folder(repo))
+    check(os.path.isdir(folder), f"{repo}: no folder {folder}")
+    ref = os.path.join(folder, "refs", revision)
+    check(os.path.isfile(ref), f"{repo}: no refs/{revision}")
+    with open(ref, "rb") as f:
+        equal(f.read(), commit.encode(), f"{repo}: content of refs/{revision} (the bare commit, no newline)")
+
+    snapshot = os.path.join(folder, "snapshots", commit)
+    equal(sorted(snapshot_files(snapshot)), sorted(expected), f"{repo}: files in snapshots/{commit}")
+    for path, data in expected.items():
+        pointer = os.path.join(snapshot, path)
+        check(os.path.islink(pointer), f"{repo}: snapshots/{commit}/{path} is not a symlink")
+        etag = etag_of(data)
+        target = "../" * (path.count("/") + 2) + "blobs/" + etag
+        equal(os.readlink(pointer), target, f"{repo}: symlink target of {path}")
+        blob = os.path.join(folder, "blobs", etag)
+        check(os.path.isfile(blob) and not os.path.islink(blob), f"{repo}: blob {etag} of {path} is missing")
+        check(hash_matches_name(blob), f"{repo}: blobs/{etag} does not hash to its name")
+        with open(blob, "rb") as f:
+            check(f.read() == data, f"{repo}: blobs/{etag} differs from the fixture bytes of {path}")
+
+    blobs = sorted(os.listdir(os.path.join(folder, "blobs")))
+    equal(blobs, sorted({etag_of(d) for d in expected.values()}), f"{repo}: names in blobs/")
+
+
+def cache_escapes(cache):
+    """Every path under the cache whose real location (symlinks followed) is outside it."""
+    root = os.path.realpath(cache)
+    outside = []
+    for base, dirs, names in os.walk(cache):
+        for name in dirs + names:
+            path = os.path.join(base, name)
+            if not os.path.realpath(path).startswith(root + os.sep):
+                outside.append(path)
+    return outside
+
+
+class Warm:
+    """`hfwarmd --once` with a clean environment: no token, config or cache of the machine leaks in."""
+
+    def __init__(self, hfwarmd, tmp):
+        self.hfwarmd = hfwarmd
+        self.tmp = tmp
+        home = os.path.join(tmp, "home")
+        # The working folder stays empty: a test can see a relative path that escaped the cache.
+        self.cwd = os.path.join(tmp, "cwd")
+        os.makedirs(home, exist_ok=True)
+        os.makedirs(self.cwd, exist_ok=True)
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "XDG_", "HFWARM_"))
+                and k not in ("HOME", "CI_OFFLINE_MODE")}
+        self.env = dict(keep, HOME=home, HF_HOME=os.path.join(home, "hf"),
+                        XDG_CONFIG_HOME=os.path.join(home, "config"), XDG_CACHE_HOME=os.path.join(home, "cache"),
+                        XDG_RUNTIME_DIR=os.path.join(home, "run"))
+
+    def manifest(self, text, name="manifest.txt"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def config(self, settings, name="hfwarmd.json"):
+        """Writes a hfwarmd config file (--config) from a dict; returns its path."""
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(settings, f)
+        return path
+
+    def command(self, sim, manifest, cache, *extra):
+        args = [self.hfwarmd, "--once", "--manifest", manifest, "--cache-dir", cache]
+        if sim is not None:
+            args += ["--endpoint", sim.hub, "--ca-file", sim.ca]
+        return args + list(extra)
+
+    def run(self, sim, manifest, cache, *extra, env=None, timeout=60):
+        """Runs to the end; returns the CompletedProcess (text stdout and stderr)."""
+        return subprocess.run(self.command(sim, manifest, cache, *extra), capture_output=True, text=True,
+                              errors="replace", timeout=timeout, env=dict(self.env, **(env or {})), cwd=self.cwd)
+
+    def start(self, sim, manifest, cache, *extra):
+        """Starts in the background; returns the Popen, whose `output` names the file of its output."""
+        output = os.path.join(self.tmp, "hfwarmd.out")
+        with open(output, "w") as out:
+            process = subprocess.Popen(self.command(sim, manifest, cache, *extra), stdout=out,
+                                       stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
+        process.output = output
+        return process
+
+
+def describe(result):
+    """The exit code and output of a run, for assertion messages."""
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr[-4000:]}"
+
+
+def summary_row(result, repo):
+    """The line of the summary table about `repo`, or None."""
+    for line in result.stdout.splitlines():
+        if line.split("  ")[0].strip() in (repo, repo + " (optional)"):
+            return line
+    return None
