@@ -80,6 +80,38 @@ protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
     return protocol::EntryState::Pending;
 }
 
+struct VerifyJob {
+    std::string repo;
+    std::filesystem::path snapshot;
+};
+
+// Hashes the blob behind every pointer of each snapshot. Runs on the pool: it reads whole files.
+net::awaitable<protocol::VerifyResult> verifySnapshots(std::vector<VerifyJob> jobs) {
+    protocol::VerifyResult out;
+    for (const auto& job : jobs) {
+        std::error_code ec;
+        for (auto it = std::filesystem::recursive_directory_iterator(job.snapshot, ec);
+             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+            if (!it->is_symlink()) continue;
+            auto relative = it->path().lexically_relative(job.snapshot).generic_string();
+            std::error_code linkError;
+            auto target = std::filesystem::read_symlink(it->path(), linkError);
+            if (linkError) {
+                out.problems.push_back({job.repo, relative, "cannot read the link: " + linkError.message()});
+                continue;
+            }
+            auto blob = (it->path().parent_path() / target).lexically_normal();
+            std::error_code sizeError;
+            auto size = std::filesystem::file_size(blob, sizeError);
+            out.filesChecked += 1;
+            if (!sizeError) out.bytesChecked += size;
+            if (auto checked = cache::verifyBlob(blob, blob.filename().string()); !checked)
+                out.problems.push_back({job.repo, relative, checked.error().message});
+        }
+    }
+    co_return out;
+}
+
 class Service final : public server::Handler {
   public:
     Service(net::io_context& ioc, config::Config config, manifest::Manifest manifest,
@@ -530,42 +562,14 @@ class Service final : public server::Handler {
 
     // Re-hashes every blob of every entry's snapshot on the pool thread.
     net::awaitable<protocol::Response> verify(protocol::Request request) {
-        struct Job {
-            std::string repo;
-            std::filesystem::path snapshot;
-            std::filesystem::path repoDir;
-        };
-        std::vector<Job> jobs;
+        std::vector<VerifyJob> jobs;
         for (const auto& entry : manifest_.entries) {
             auto scan = cache::scanEntry(root_, entry);
             if (!scan.commit) continue;
-            jobs.push_back({entry.repo.display(), scan.repoDir / "snapshots" / *scan.commit, scan.repoDir});
+            jobs.push_back({entry.repo.display(), scan.repoDir / "snapshots" / *scan.commit});
         }
-        auto result = co_await net::co_spawn(
-            pool_.get_executor(),
-            [jobs]() -> net::awaitable<protocol::VerifyResult> {
-                protocol::VerifyResult out;
-                for (const auto& job : jobs) {
-                    std::error_code ec;
-                    for (auto it = std::filesystem::recursive_directory_iterator(job.snapshot, ec);
-                         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-                        if (!it->is_symlink()) continue;
-                        auto relative = std::filesystem::relative(it->path(), job.snapshot).generic_string();
-                        auto target = std::filesystem::read_symlink(it->path(), ec);
-                        if (ec) break;
-                        auto blob = (it->path().parent_path() / target).lexically_normal();
-                        auto etag = blob.filename().string();
-                        std::error_code sizeError;
-                        auto size = std::filesystem::file_size(blob, sizeError);
-                        out.filesChecked += 1;
-                        if (!sizeError) out.bytesChecked += size;
-                        if (auto checked = cache::verifyBlob(blob, etag); !checked)
-                            out.problems.push_back({job.repo, relative, checked.error().message});
-                    }
-                }
-                co_return out;
-            },
-            net::use_awaitable);
+        auto result = co_await net::co_spawn(pool_.get_executor(), verifySnapshots(std::move(jobs)),
+                                             net::use_awaitable);
         co_return protocol::makeResult(request.id, json(result));
     }
 

@@ -478,7 +478,7 @@ struct Engine::Impl {
             } else if (sink.writeError()) {
                 co_return makeError(result.error().message);
             }
-            if (!retry || !options.backoff.allows(attempts)) {
+            if (!retry || !options.backoff.allows(attempts + 1)) {
                 if (attempts > 0) reason += " (after " + std::to_string(attempts + 1) + " attempts)";
                 co_return makeError(reason);
             }
@@ -761,7 +761,7 @@ struct Engine::Impl {
                     segmented = false;  // the server ignores Range: one stream from byte 0
                 } else {
                     bool corrupt = outcome.error().message.find(" hash to ") != std::string::npos;
-                    if (!corrupt || !options.backoff.allows(attempts))
+                    if (!corrupt || !options.backoff.allows(attempts + 1))
                         co_return makeError(
                             outcome.error().message +
                             (corrupt ? "; not published after " + std::to_string(attempts + 1) + " attempts"
@@ -809,7 +809,7 @@ struct Engine::Impl {
             log->warn("corrupt download path={} reason=\"{}\"", job.path, reason);
             if (auto reset = truncate(fd, job); !reset) co_return reset;
             run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos);
-            if (!options.backoff.allows(attempts))
+            if (!options.backoff.allows(attempts + 1))
                 co_return makeError(reason + "; not published after " + std::to_string(attempts + 1) +
                                     " attempts");
             co_await sleepFor(backoffDelay(attempts));
@@ -823,6 +823,21 @@ struct Engine::Impl {
         co_return finishFile(run, layout, commit, job);
     }
 
+    // Takes the next file of `jobs` until none is left, each within a global files-in-flight slot.
+    // A member coroutine rather than a capturing lambda: GCC 12 mishandles coroutine lambdas whose
+    // captures have destructors.
+    net::awaitable<void> fileWorker(std::shared_ptr<Run> runPtr, cache::RepoLayout layout, std::string commit,
+                                    const std::vector<FileJob>* jobs, std::size_t* next,
+                                    std::vector<std::string>* errors) {
+        while (*next < jobs->size()) {
+            const FileJob job = (*jobs)[(*next)++];
+            co_await slots.acquire();
+            auto result = co_await fetchFile(runPtr, layout, commit, job);
+            slots.release();
+            if (!result) errors->push_back(job.path + ": " + result.error().message);
+        }
+    }
+
     // Lists the repo, with backoff on network errors and waits on 429s.
     net::awaitable<hub::HubResult<hub::Listing>> listWithRetries(const manifest::RepoRef& repo) {
         unsigned attempts = 0;
@@ -833,7 +848,7 @@ struct Engine::Impl {
             const auto& error = listing.error();
             if (error.kind == hub::ErrorKind::RateLimited && ++limited <= options.rateLimitedAttempts)
                 continue;
-            if (!error.retryable() || !options.backoff.allows(attempts)) co_return listing;
+            if (!error.retryable() || !options.backoff.allows(attempts + 1)) co_return listing;
             counters.retries += 1;
             auto delay = backoffDelay(attempts);
             ++attempts;
@@ -868,6 +883,7 @@ struct Engine::Impl {
         cache::RepoLayout layout(options.root, entry.repo);
 
         std::vector<std::string> problems;
+        std::vector<std::string> absent;  // file: entries the listing does not have
         std::vector<FileJob> jobs;
         bool listingValid = true;
         std::set<std::string_view> listed;
@@ -897,8 +913,8 @@ struct Engine::Impl {
                 problems.push_back(marked.error().message);
                 continue;
             }
-            problems.push_back(wanted + " does not exist in " + name + " at commit " + commit.substr(0, 12) +
-                               " (recorded in .no_exist); check the file name in the manifest");
+            absent.push_back(wanted + " does not exist in " + name + " at commit " + commit.substr(0, 12) +
+                             " (recorded in .no_exist); check the file name in the manifest");
         }
 
         run.progress.filesTotal = jobs.size();
@@ -936,37 +952,30 @@ struct Engine::Impl {
         std::size_t workers = std::min(jobs.size(), std::max<std::size_t>(1, options.filesInFlight));
         for (std::size_t w = 0; w < workers; ++w) {
             group.add();
-            net::co_spawn(
-                executor,
-                [this, runPtr, layout, commit, &jobs, &next, &fileErrors]() -> net::awaitable<void> {
-                    while (next < jobs.size()) {
-                        const FileJob job = jobs[next++];
-                        co_await slots.acquire();
-                        auto result = co_await fetchFile(runPtr, layout, commit, job);
-                        slots.release();
-                        if (!result) fileErrors.push_back(job.path + ": " + result.error().message);
-                    }
-                },
-                [this, &group, name](std::exception_ptr e) {
-                    if (e) {
-                        try {
-                            std::rethrow_exception(e);
-                        } catch (const std::exception& ex) {
-                            log->error("download worker stopped repo={} reason=\"{}\"", name, ex.what());
-                        }
-                    }
-                    group.done();
-                });
+            net::co_spawn(executor, fileWorker(runPtr, layout, commit, &jobs, &next, &fileErrors),
+                          [this, &group, name](std::exception_ptr e) {
+                              if (e) {
+                                  try {
+                                      std::rethrow_exception(e);
+                                  } catch (const std::exception& ex) {
+                                      log->error("download worker stopped repo={} reason=\"{}\"", name,
+                                                 ex.what());
+                                  }
+                              }
+                              group.done();
+                          });
         }
         co_await group.wait();
 
         problems.insert(problems.end(), fileErrors.begin(), fileErrors.end());
-        if (!problems.empty()) {
-            std::string message = problems.front();
-            if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more)";
+        auto failWith = [&](const std::vector<std::string>& reasons) {
+            std::string message = reasons.front();
+            if (reasons.size() > 1) message += " (and " + std::to_string(reasons.size() - 1) + " more)";
             fail(run, message);
-            for (const auto& problem : problems)
-                log->warn("entry problem repo={} reason=\"{}\"", name, problem);
+            for (const auto& reason : reasons) log->warn("entry problem repo={} reason=\"{}\"", name, reason);
+        };
+        if (!problems.empty()) {
+            failWith(problems);
             co_return;
         }
 
@@ -993,6 +1002,12 @@ struct Engine::Impl {
         // writes refs/<sha>, the only thing hf-hub 0.x (Candle) reads.
         if (auto ref = cache::writeRef(layout, entry.repo.revision, commit); !ref) {
             fail(run, ref.error().message);
+            co_return;
+        }
+        // A file: the Hub does not have fails the entry, but what exists is complete and the ref
+        // lets readers find the .no_exist marker offline, as huggingface_hub does after a 404.
+        if (!absent.empty()) {
+            failWith(absent);
             co_return;
         }
         run.progress.state = EntryState::Ready;

@@ -138,7 +138,7 @@ def rpc(path, method, params=None, request_id=1):
 class Daemon:
     """`hfwarmd` in the background with its own socket, cache and environment."""
 
-    def __init__(self, case, manifest, cache=None, socket_path=None, extra=(), env=None, name="d"):
+    def __init__(self, case, manifest, cache=None, socket_path=None, extra=(), env=None, name="d", socket_flag=True):
         self.case = case
         self.manifest = manifest
         self.cache = cache or os.path.join(case.tmp, "cache")
@@ -146,13 +146,15 @@ class Daemon:
         self.log_path = os.path.join(case.tmp, name + ".log")
         self.extra = list(extra)
         self.env = clean_env(case.tmp, **(env or {}))
+        self.socket_flag = socket_flag  # False: the daemon finds its socket in HFWARM_SOCKET
         self.process = None
         case.daemons.append(self)
 
     def command(self, sim=None):
         sim = sim or self.case.simulator
-        args = [self.case.hfwarmd, "--manifest", self.manifest, "--cache-dir", self.cache, "--socket", self.socket,
-                "--log-level", "debug"]
+        args = [self.case.hfwarmd, "--manifest", self.manifest, "--cache-dir", self.cache, "--log-level", "debug"]
+        if self.socket_flag:
+            args += ["--socket", self.socket]
         if sim is not None:
             args += ["--endpoint", sim.hub, "--ca-file", sim.ca]
         return args + self.extra

@@ -13,13 +13,15 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import (CACHEDIR_SIGNATURE, Warm, api_path, cache_escapes, check, check_repo,  # noqa: E402
-                          describe, equal, etag_of, fixture_files, repo_folder, select, summary_row)
+                          describe, equal, etag_of, fixture_files, repo_folder, select, settled_log,
+                          summary_row)
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 GGUF_REPO = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"
@@ -40,10 +42,25 @@ def cdn_lines(log):
     return [line for line in log if line["listener"] == "cdn"]
 
 
-def file_requests(log):
-    """Lines that carry file bytes: CDN downloads and git files served by the Hub's resolver."""
-    return [line for line in log if line["listener"] == "cdn" or
-            (line["class"] == "resolvers" and line["status"] in (200, 206))]
+def resolved_files(log):
+    """Repo -> set of file paths requested from the resolver (`/{repo}/resolve/{rev}/{path}`)."""
+    files = {}
+    for line in log:
+        if line["class"] == "resolvers":
+            repo, rest = line["target"].split("?")[0].split("/resolve/", 1)
+            files.setdefault(repo.lstrip("/"), set()).add(urllib.parse.unquote(rest.split("/", 1)[1]))
+    return files
+
+
+def blob_stats(cache):
+    """Path -> (inode, size, mtime) of every blob: a rewritten blob shows."""
+    stats = {}
+    for base, _, names in os.walk(cache):
+        if os.path.basename(base) == "blobs":
+            for name in names:
+                st = os.stat(os.path.join(base, name))
+                stats[os.path.join(base, name)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return stats
 
 
 class Case:
@@ -118,7 +135,7 @@ class Case:
         with self.sim() as sim:
             result = self.warm.run(sim, manifest, cache)
             equal(result.returncode, 0, "exit code with only an optional entry failing\n" + describe(result))
-            log = sim.log()
+            log = settled_log(sim)
             repos = ["Babelscape/wikineural-multilingual-ner", MINILM, "jinaai/jina-embeddings-v2-base-en",
                      "cross-encoder/ms-marco-MiniLM-L-12-v2", GGUF_REPO, "bert-base-uncased", "gpt2",
                      "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "microsoft/phi-2"]
@@ -153,9 +170,7 @@ class Case:
         row = summary_row(result, "dslim/bert-base-NER")
         check(row and "failed" in row and "not found" in row,
               f"the summary row of the missing optional repo: {row!r}\n" + describe(result))
-        gguf_paths = {line["target"].rsplit("/", 1)[1] for line in log
-                      if line["class"] == "resolvers" and f"/{GGUF_REPO}/resolve/" in line["target"]}
-        equal(gguf_paths, {GGUF_FILE}, f"files of {GGUF_REPO} requested")
+        equal(resolved_files(log).get(GGUF_REPO), {GGUF_FILE}, f"files of {GGUF_REPO} requested")
 
     def test_selection(self):
         parquet_repo = "datasets/hubsim/tiny-dataset"
@@ -189,8 +204,10 @@ class Case:
                                               spec.get("includes", []), spec.get("excludes", []))
                     check(selections[repo] and selections[repo] != set(paths), f"a weak selection case for {repo}")
                 cache = self.cache(name)
+                mark = len(settled_log(sim))
                 result = self.warm.run(sim, self.warm.manifest("\n".join(lines) + "\n", name + ".txt"), cache)
                 equal(result.returncode, 0, f"exit code of the {name} selection run\n" + describe(result))
+                equal(resolved_files(settled_log(sim)[mark:]), selections, f"files requested in the {name} run")
                 self.check_repos(sim, cache, selections)
 
     def test_missing_file(self):
@@ -214,6 +231,25 @@ class Case:
             check(row and "failed" in row and "sub/missing-weights.bin" in row,
                   f"the summary row of the optional entry: {row!r}\n" + describe(result))
 
+    def test_revisions(self):
+        """Branches, tags, a `refs/pr/N` and a pinned commit: each gets its snapshot and its ref;
+        a pinned commit also gets `refs/<sha>`, the only place hf-hub 0.x looks."""
+        repo = "hubsim/refs-model"
+        main_files = self.files(repo)
+        dev_files = fixture_files(os.path.join(self.fixtures, repo, ".hubsim"), "dev")
+        with self.sim() as sim:
+            pinned = self.commit(sim, "gpt2")
+            manifest = self.warm.manifest(f"{repo}@dev\n{repo}@v1.0\n{repo} revision:refs/pr/1\ngpt2@{pinned}\n")
+            result = self.warm.run(sim, manifest, self.cache())
+            equal(result.returncode, 0, "exit code with branches, tags and a pinned commit\n" + describe(result))
+            for revision, files in (("dev", dev_files), ("v1.0", main_files), ("refs/pr/1", dev_files)):
+                commit = self.commit(sim, repo, revision.replace("/", "%2F"))
+                check_repo(self.cache(), repo, commit, files, revision=revision, only_revision=False)
+            check_repo(self.cache(), "gpt2", pinned, self.files("gpt2"), revision=pinned)
+        blobs = os.listdir(os.path.join(self.cache(), repo_folder(repo), "blobs"))
+        equal(sorted(blobs), sorted({etag_of(d) for d in list(main_files.values()) + list(dev_files.values())}),
+              f"{repo}: names in blobs/ for dev, v1.0 and refs/pr/1")
+
     # ---- interruptions and bad bytes ----
 
     def test_resume_after_reset(self):
@@ -223,7 +259,7 @@ class Case:
         with self.sim("--reset-after", "768K") as sim:
             result = self.warm.run(sim, self.warm.manifest("microsoft/phi-2\ngpt2\n"), cache)
             equal(result.returncode, 0, "exit code with connections cut every 768 KiB\n" + describe(result))
-            log = sim.log()
+            log = settled_log(sim)
             self.check_repos(sim, cache, repos)
         resets = [line for line in cdn_lines(log) if "reset" in line.get("fault", "")]
         check(len(resets) >= 4, f"only {len(resets)} CDN bodies were cut; the test proves nothing")
@@ -231,6 +267,19 @@ class Case:
         check(resumed and all(line["status"] == 206 for line in resumed), "resumes must be 206 ranges")
         fetched = sum(line["bytes"] for line in cdn_lines(log))
         check(fetched <= 1.1 * lfs_total, f"fetched {fetched} CDN bytes for {lfs_total} bytes of files")
+
+    def test_resume_after_many_resets(self):
+        """A 6 MiB file whose connection drops every 512 KiB (12 cuts): each attempt moves the download
+        on, so the file arrives; a flaky link must not exhaust retry.max_attempts (short backoff here)."""
+        data = self.big_repo(6 * MIB)["weights.bin"]
+        config = self.warm.config({"retry": {"base_delay": 0.1, "max_delay": 1}})
+        with self.sim("--reset-after", "512K") as sim:
+            result = self.warm.run(sim, self.warm.manifest("test/big\n"), self.cache(), "--config", config)
+            equal(result.returncode, 0, "exit code with the connection cut every 512 KiB\n" + describe(result))
+            log = cdn_lines(settled_log(sim))
+            self.check_repos(sim, self.cache(), {"test/big": None})
+        fetched = sum(line["bytes"] for line in log)
+        check(fetched <= 1.1 * len(data), f"fetched {fetched} CDN bytes for a {len(data)}-byte file")
 
     def test_resume_after_kill(self):
         files = self.big_repo(6 * MIB)
@@ -249,7 +298,7 @@ class Case:
             result = self.warm.run(sim, manifest, self.cache())
             equal(result.returncode, 0, "exit code of the run after kill -9\n" + describe(result))
             self.check_repos(sim, self.cache(), {"test/big": None})
-            log = cdn_lines(sim.log())
+            log = cdn_lines(settled_log(sim))
         check(log, "the second run made no CDN request")
         start = parse_range_start(log[0]["range"])
         check(start is not None and start > 0, f"the second run started from byte {start}, not from the partial file")
@@ -268,14 +317,14 @@ class Case:
             written = self.wait_for_partial(process, blobs, 12 * MIB)
             process.send_signal(signal.SIGKILL)
             process.wait()
-            first = cdn_lines(sim.log())
+            first = cdn_lines(settled_log(sim))
         check(written >= 12 * MIB, f"only {written} bytes were written within 30 s")
 
         with self.sim() as sim:
             result = self.warm.run(sim, manifest, self.cache())
             equal(result.returncode, 0, "exit code of the segmented run after kill -9\n" + describe(result))
             self.check_repos(sim, self.cache(), {"test/big": None})
-            second = cdn_lines(sim.log())
+            second = cdn_lines(settled_log(sim))
         starts = sorted({parse_range_start(line["range"]) for line in first + second if line["range"]})
         check(len(starts) >= 2, f"the file was not fetched as parallel ranges: range starts {starts}")
         check(all(line["range"] and parse_range_start(line["range"]) > 0 for line in second),
@@ -284,13 +333,28 @@ class Case:
         check(fetched <= len(data) - 4 * MIB, f"the second run fetched {fetched} of {len(data)} bytes")
         check(not [n for n in os.listdir(blobs) if n.endswith(".incomplete")], "an .incomplete file is left")
 
+    def test_server_errors(self):
+        """5xx answers are retried with backoff; past retry.max_attempts the entry fails with the status."""
+        config = self.warm.config({"retry": {"max_attempts": 3, "base_delay": 0.2}})
+        with self.sim("--fail-first", "1") as sim:
+            result = self.warm.run(sim, self.warm.manifest("gpt2\n"), self.cache(), "--config", config)
+            equal(result.returncode, 0, "exit code when every path fails once with 503\n" + describe(result))
+            self.check_repos(sim, self.cache(), {"gpt2": None})
+        with self.sim("--fail-rate", "1") as sim:
+            result = self.warm.run(sim, self.warm.manifest("gpt2\n"), self.cache("failing"), "--config", config)
+            log = settled_log(sim)
+        equal(result.returncode, 1, "exit code when the Hub always answers 503\n" + describe(result))
+        row = summary_row(result, "gpt2")
+        check(row and "failed" in row and "503" in row, f"the summary row must give the status: {row!r}")
+        equal(len(log), 3, "requests with retry.max_attempts 3")
+
     def test_corrupt_retried(self):
         repos = {"gpt2": None, "jinaai/jina-embeddings-v2-base-en": None}
         manifest = self.warm.manifest("gpt2\njinaai/jina-embeddings-v2-base-en\n")
         with self.sim("--corrupt-first", "1") as sim:
             result = self.warm.run(sim, manifest, self.cache())
             equal(result.returncode, 0, "exit code when each file's first download is corrupt\n" + describe(result))
-            corrupted = [line for line in sim.log() if "corrupt" in line.get("fault", "")]
+            corrupted = [line for line in settled_log(sim) if "corrupt" in line.get("fault", "")]
             check(len(corrupted) >= 5, f"only {len(corrupted)} corrupt bodies were sent")
             self.check_repos(sim, self.cache(), repos)
 
@@ -303,7 +367,7 @@ class Case:
         config = self.warm.config({"retry": {"max_attempts": 3, "base_delay": 0.2}})
         with self.sim("--corrupt-rate", "1") as sim:
             result = self.warm.run(sim, self.warm.manifest("test/corrupt\n", "corrupt.txt"), cache, "--config", config)
-            attempts = [line for line in sim.log() if line["listener"] == "cdn"]
+            attempts = [line for line in settled_log(sim) if line["listener"] == "cdn"]
         equal(result.returncode, 1, "exit code when every download is corrupt\n" + describe(result))
         row = summary_row(result, "test/corrupt")
         check(row and "failed" in row and "hash" in row,
@@ -318,7 +382,7 @@ class Case:
         with self.sim("--ignore-range", "--reset-first", "1", "--reset-after", "600K") as sim:
             result = self.warm.run(sim, self.warm.manifest("microsoft/phi-2\ngpt2\n"), self.cache())
             equal(result.returncode, 0, "exit code when resumes get the whole file\n" + describe(result))
-            log = sim.log()
+            log = settled_log(sim)
             self.check_repos(sim, self.cache(), repos)
         ignored = [line for line in cdn_lines(log) if "ignore-range" in line.get("fault", "")]
         check(ignored, "no ranged request was answered with the whole file; the test proves nothing")
@@ -332,7 +396,7 @@ class Case:
         with self.sim("--url-ttl", "1", "--cdn-rate", "512K", "--reset-first", "1", "--reset-after", "1M") as sim:
             result = self.warm.run(sim, self.warm.manifest("gpt2 file:model.safetensors\n"), self.cache())
             equal(result.returncode, 0, "exit code when the signed URL expires mid-file\n" + describe(result))
-            log = [line for line in sim.log() if line["listener"] == "cdn" or line["class"] == "resolvers"]
+            log = [line for line in settled_log(sim) if line["listener"] == "cdn" or line["class"] == "resolvers"]
             self.check_repos(sim, self.cache(), {"gpt2": {"model.safetensors"}})
         trace = [(line["listener"], line["status"], parse_range_start(line["range"])) for line in log]
         cdn = [(status, start) for listener, status, start in trace if listener == "cdn"]
@@ -377,7 +441,7 @@ class Case:
         with self.sim("--token", TOKEN) as sim:
             result = self.warm.run(sim, manifest, self.cache(), "--log-level", "debug", env={"HF_TOKEN": TOKEN})
             equal(result.returncode, 0, "exit code with HF_TOKEN and a gated repo\n" + describe(result))
-            log = sim.log()
+            log = settled_log(sim)
             self.check_repos(sim, self.cache(), {"gpt2": None, GATED: None})
         check(TOKEN not in result.stdout and TOKEN not in result.stderr, "the token appears in hfwarmd's output")
         check(TOKEN[8:24] not in result.stdout + result.stderr, "part of the token appears in hfwarmd's output")
@@ -387,11 +451,29 @@ class Case:
         hub = [line for line in log if line["listener"] == "hub"]
         equal([line["target"] for line in hub if not line["auth"]], [], "Hub requests without Authorization")
 
+    def test_token_file(self):
+        """No HF_TOKEN: the token comes from HF_TOKEN_PATH, else from HF_HOME/token."""
+        token_path = os.path.join(self.tmp, "token-file")
+        home_token = os.path.join(self.warm.env["HF_HOME"], "token")
+        manifest = self.warm.manifest(f"{GATED}\n")
+        with self.sim("--token", TOKEN) as sim:
+            for name, path, env in (("HF_TOKEN_PATH", token_path, {"HF_TOKEN_PATH": token_path}),
+                                    ("HF_HOME/token", home_token, {})):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    f.write(TOKEN + "\n")
+                cache = self.cache(name.replace("/", "-"))
+                result = self.warm.run(sim, manifest, cache, env=env)
+                equal(result.returncode, 0, f"exit code for a gated repo with the token in {name}\n" + describe(result))
+                check(TOKEN not in result.stdout + result.stderr, "the token appears in hfwarmd's output")
+                self.check_repos(sim, cache, {GATED: None})
+                os.remove(path)
+
     def test_gated_without_token(self):
         manifest = self.warm.manifest(f"{GATED}\n")
         with self.sim("--token", TOKEN) as sim:
             result = self.warm.run(sim, manifest, self.cache())
-            log = sim.log()
+            log = settled_log(sim)
         equal(result.returncode, 1, "exit code for a gated repo without a token\n" + describe(result))
         row = summary_row(result, GATED)
         check(row and "failed" in row and "gated" in row and "HF_TOKEN" in row,
@@ -409,12 +491,14 @@ class Case:
         with self.sim() as sim:
             first = self.warm.run(sim, manifest, self.cache())
             equal(first.returncode, 0, "exit code of the first run\n" + describe(first))
-            mark = len(sim.log())
+            mark = len(settled_log(sim))
+            before = blob_stats(self.cache())
             second = self.warm.run(sim, manifest, self.cache())
             equal(second.returncode, 0, "exit code of the run on a warm cache\n" + describe(second))
-            log = sim.log()[mark:]
+            log = settled_log(sim)[mark:]
             self.check_repos(sim, self.cache(), {"gpt2": None, MINILM: None, GGUF_REPO: {GGUF_FILE},
                                                  "datasets/hubsim/tiny-dataset": None})
+        equal(blob_stats(self.cache()), before, "blobs (inode, size, mtime) after the run on a warm cache")
         targets = [line["target"] for line in log]
         equal(sum(line["bytes"] for line in cdn_lines(log)), 0, "CDN bytes on a warm cache")
         equal([line["target"] for line in log if line["class"] == "resolvers"], [], "resolver requests on a warm cache")
@@ -425,11 +509,11 @@ class Case:
         with self.sim() as sim:
             first = self.warm.run(sim, manifest, self.cache())
             equal(first.returncode, 0, "exit code of the online run\n" + describe(first))
-            mark = len(sim.log())
+            mark = len(settled_log(sim))
             warm = self.warm.run(None, manifest, self.cache(), "--offline")
             empty = self.warm.run(None, manifest, self.cache("empty"), "--offline")
             env_offline = self.warm.run(sim, manifest, self.cache(), env={"HF_HUB_OFFLINE": "1"})
-            equal(len(sim.log()), mark, "requests that reached the simulator in offline runs")
+            equal(len(settled_log(sim)), mark, "requests that reached the simulator in offline runs")
         equal(warm.returncode, 0, "exit code of --offline on a warm cache\n" + describe(warm))
         for repo in ("gpt2", GGUF_REPO):
             row = summary_row(warm, repo)
@@ -443,7 +527,7 @@ class Case:
         manifest = self.warm.manifest("gpt2\n# a comment\n\n  microsoft/phi-2 inclde:*.json\n")
         with self.sim() as sim:
             result = self.warm.run(sim, manifest, self.cache())
-            requests = sim.log() if os.path.exists(sim.log_file) else []
+            requests = settled_log(sim) if os.path.exists(sim.log_file) else []
         equal(result.returncode, 2, "exit code for a bad manifest\n" + describe(result))
         check(f"{manifest}:4:19" in result.stderr,
               f"stderr must give file:line:col ({manifest}:4:19)\n" + describe(result))
@@ -461,7 +545,7 @@ class Case:
         with self.sim("--resolver-quota", "20", "--window", str(int(window))) as sim:
             result = self.warm.run(sim, self.warm.manifest("test/many-files\n"), self.cache())
             equal(result.returncode, 0, "exit code under a resolver quota of 20 per 3 s\n" + describe(result))
-            log = [line for line in sim.log() if line["class"] == "resolvers"]
+            log = [line for line in settled_log(sim) if line["class"] == "resolvers"]
             self.check_repos(sim, self.cache(), {"test/many-files": None})
         check(len(log) >= 40, f"only {len(log)} resolver requests for 40 files")
         # Rebuild the simulator's fixed windows: each starts at the first request after the last ended.

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 LFS_THRESHOLD = 64 * 1024  # the simulator's default --lfs-threshold
 CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
@@ -102,9 +103,9 @@ def snapshot_files(snapshot):
     return found
 
 
-def check_repo(cache, repo, commit, expected, revision="main"):
+def check_repo(cache, repo, commit, expected, revision="main", only_revision=True):
     """The cache holds exactly `expected` (path -> bytes) for `repo` at `commit`, laid out as
-    huggingface_hub lays it out."""
+    huggingface_hub lays it out; with `only_revision`, blobs/ holds nothing else."""
     check(HEX40.fullmatch(commit), f"{repo}: {commit!r} is not a 40-hex commit")
     folder = os.path.join(cache, repo_folder(repo))
     check(os.path.isdir(folder), f"{repo}: no folder {folder}")
@@ -127,8 +128,24 @@ def check_repo(cache, repo, commit, expected, revision="main"):
         with open(blob, "rb") as f:
             check(f.read() == data, f"{repo}: blobs/{etag} differs from the fixture bytes of {path}")
 
+    if not only_revision:
+        return
     blobs = sorted(os.listdir(os.path.join(folder, "blobs")))
     equal(blobs, sorted({etag_of(d) for d in expected.values()}), f"{repo}: names in blobs/")
+
+
+def settled_log(sim, quiet=0.5, limit=10):
+    """The simulator's request log once no line was added for `quiet` seconds: it writes a line after
+    the last byte of a response, which can be a moment after the client has read it and exited."""
+    lines = sim.log()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = sim.log()
+        if len(again) == len(lines):
+            break
+        lines = again
+    return lines
 
 
 def cache_escapes(cache):
