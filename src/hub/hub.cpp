@@ -266,12 +266,13 @@ HubError errorFromResponse(const http::Response& response, const RepoRef& repo, 
     if (status == 429) {
         error.kind = ErrorKind::RateLimited;
         text = "the Hub rate-limited the request for " + subject + " (HTTP 429)";
-        text += error.retryAfter ? "; retrying after " + std::to_string(error.retryAfter->count()) + " s"
-                                 : "; retrying once the limit resets";
+        text += error.retryAfter ? "; it asks to wait " + std::to_string(error.retryAfter->count()) + " s"
+                                 : "; the limit resets within its window";
         if (!tokenSent) text += "; a token (HF_TOKEN) raises the limits";
     } else if (status == 408 || status >= 500) {
         error.kind = ErrorKind::Server;
-        text = "the Hub answered HTTP " + std::to_string(status) + " for " + subject + "; it will be retried";
+        text = "the Hub answered HTTP " + std::to_string(status) + " for " + subject +
+               ", a server-side error that usually passes";
     } else if (error.code == "GatedRepo") {
         error.kind = ErrorKind::Denied;
         text = name + " is a gated repository: accept its conditions on its Hub page, then ";

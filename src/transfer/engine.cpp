@@ -421,6 +421,9 @@ struct Engine::Impl {
         unsigned attempts = 0;
         unsigned limited = 0;
         while (span.pos < span.end) {
+            // A flaky link that moves the download forward on every attempt does not use up the
+            // retry budget: only attempts in a row without a new byte count.
+            const std::uint64_t startedAt = span.pos;
             http::Request request;
             request.url = url;
             if (span.pos > 0 || span.end < job.size) {
@@ -478,6 +481,7 @@ struct Engine::Impl {
             } else if (sink.writeError()) {
                 co_return makeError(result.error().message);
             }
+            if (span.pos > startedAt) attempts = 0;
             if (!retry || !options.backoff.allows(attempts + 1)) {
                 if (attempts > 0) reason += " (after " + std::to_string(attempts + 1) + " attempts)";
                 co_return makeError(reason);

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""`hfwarmd --once` under the Hub's request quotas and a bandwidth cap, against hfwarm-hubsim: every file
+arrives, the simulator's log shows at most one 429 per fixed window, and the run takes as long as the
+budget allows (issue 5: files / quota x window, within 15 %; 40 MiB at 4 MiB/s in 10 s +- 10 %).
+
+usage: ratelimit_test.py HFWARMD HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (meson runs one process per case)
+"""
+
+import datetime
+import os
+import sys
+import tempfile
+import time
+
+HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
+sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hubsim_support import Simulator, generate  # noqa: E402
+from warm_support import Warm, check, check_repo, describe, equal, fixture_files, settled_log  # noqa: E402
+
+# A second identity for the test's own look-ups after the run: the simulator counts quotas per token, so
+# these requests never touch the anonymous windows hfwarmd used.
+TOKEN = "hf_ratelimitCheckToken0123456789"
+MIB = 1 << 20
+
+
+def log_time(line):
+    """Seconds since the epoch of a request-log line (`2026-11-26T05:42:58.261Z`)."""
+    stamp = datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def fixed_windows(lines, window):
+    """The simulator's fixed windows rebuilt from its log: a window starts at the first request of the
+    class and the next one at the first request after it ended. Returns (start, lines) pairs.
+    A line is written when the response is sent, a few ms after the request was counted; the responses
+    here are small, so that shift is far below the window length."""
+    windows = []
+    for line in sorted(lines, key=log_time):
+        t = log_time(line)
+        if not windows or t >= windows[-1][0] + window:
+            windows.append((t, []))
+        windows[-1][1].append(line)
+    return windows
+
+
+def refusals_per_window(lines, window):
+    return [sum(line["status"] == 429 for line in group) for _, group in fixed_windows(lines, window)]
+
+
+def within(actual, floor, tolerance, what):
+    low, high = (1 - tolerance) * floor, (1 + tolerance) * floor
+    check(low <= actual <= high,
+          f"{what}: {actual:.2f} s, expected {floor:.2f} s +- {tolerance:.0%} ({low:.2f} .. {high:.2f} s)")
+
+
+class Case:
+    def __init__(self, hfwarmd, hubsim, tmp):
+        self.hubsim = hubsim
+        self.tmp = tmp
+        self.fixtures = os.path.join(tmp, "fixtures")
+        self.warm = Warm(hfwarmd, tmp)
+        self.cache = os.path.join(tmp, "cache")
+
+    def sim(self, *args):
+        return Simulator(self.hubsim, self.fixtures, "--token", TOKEN, *args,
+                         workdir=tempfile.mkdtemp(prefix="sim-", dir=self.tmp))
+
+    def timed_run(self, sim, manifest, *extra):
+        started = time.monotonic()
+        result = self.warm.run(sim, manifest, self.cache, *extra)
+        return result, time.monotonic() - started
+
+    def check_repos(self, sim, selections):
+        """Every selected file of every repo is in the cache, hashed and linked as huggingface_hub
+        expects (selections: repo -> set of paths, None for every file). The commit comes from the
+        resolver's X-Repo-Commit, asked with the check token so it spends none of hfwarmd's budget."""
+        for repo, paths in selections.items():
+            head = sim.head(f"/{repo}/resolve/main/config.json", {"Authorization": f"Bearer {TOKEN}"})
+            equal(head.status, 200, f"status of the check request for the commit of {repo}")
+            files = fixture_files(self.fixtures, repo)
+            chosen = {p: files[p] for p in (files if paths is None else paths)}
+            check_repo(self.cache, repo, head.header("X-Repo-Commit"), chosen)
+
+    @staticmethod
+    def anonymous(log, request_class):
+        return [line for line in log if line["class"] == request_class and not line["auth"]]
+
+    def test_quota_floor(self):
+        generate(self.hubsim, "small-files", self.fixtures)
+        repos = [f"small/repo-{i:02d}" for i in range(6)]
+        files = sum(len(fixture_files(self.fixtures, repo)) for repo in repos)
+        quota, window = 50, 3
+        floor = files / quota * window
+        # 306 files, 50 per 3 s: 18.4 s. The first window opens at hfwarmd's first resolver request, so
+        # a client that spent each window's quota at once would end in the 7th window, at 6 x 3 s = 18 s
+        # plus the last 6 requests: the exact floor with window alignment is (ceil(files / quota) - 1) x
+        # window + e = 18 s, inside the issue's 15 % of files / quota x window. A multiple of the quota
+        # (300 files) would put that aligned floor at 15 s, outside 15 % of 18 s, so the count is not one.
+        check(files % quota != 0 and 15 <= floor <= 30, f"{files} files make a floor of {floor:.1f} s")
+        with self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            result, elapsed = self.timed_run(sim, self.warm.manifest("".join(r + "\n" for r in repos)))
+            equal(result.returncode, 0, f"exit code under a resolver quota of {quota} per {window} s\n"
+                  + describe(result))
+            log = self.anonymous(settled_log(sim), "resolvers")
+            self.check_repos(sim, {repo: None for repo in repos})
+        check(len(log) >= files, f"only {len(log)} resolver requests for {files} files")
+        refused = refusals_per_window(log, window)
+        check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
+        within(elapsed, floor, 0.15, f"time for {files} files at {quota} resolver requests per {window} s")
+
+    def test_bandwidth_cap(self):
+        generate(self.hubsim, "large", self.fixtures, "--size", "40M", "--files", "2")
+        repo = "large/weights"
+        weights = {p: d for p, d in fixture_files(self.fixtures, repo).items() if p != "config.json"}
+        equal(sum(len(d) for d in weights.values()), 40 * MIB, "bytes of the weight files")
+        with self.sim() as sim:
+            # The whole run is timed, listing included: its two requests take well under a second on
+            # the local simulator, which the log below confirms, so nothing is subtracted.
+            result, elapsed = self.timed_run(sim, self.warm.manifest(repo + "\n"), "--bandwidth", "4M")
+            equal(result.returncode, 0, "exit code with --bandwidth 4M\n" + describe(result))
+            log = settled_log(sim)
+            self.check_repos(sim, {repo: None})
+        cdn = [line for line in log if line["listener"] == "cdn"]
+        check(cdn, "no request reached the CDN")
+        equal(sum(line["bytes"] for line in cdn), 40 * MIB, "bytes the CDN sent")
+        hub = [line for line in log if line["listener"] == "hub"]
+        listing = log_time(cdn[0]) - log_time(hub[0])
+        check(listing < 1, f"{listing:.2f} s from the first Hub request to the first CDN byte")
+        within(elapsed, 10.0, 0.10, "time for 40 MiB with --bandwidth 4M")
+
+    def test_recovery_after_429(self):
+        generate(self.hubsim, "small-files", self.fixtures)
+        repo = "small/repo-00"
+        quota, window = 100, 6
+        with self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            # Another client behind the same address (no token) spends the whole resolver budget first.
+            for _ in range(quota):
+                equal(sim.head(f"/{repo}/resolve/main/config.json").status, 200, "status while spending")
+            spent = len(settled_log(sim, quiet=0.2))
+            result = self.warm.run(sim, self.warm.manifest(repo + "\n"), self.cache)
+            equal(result.returncode, 0, "exit code after a spent resolver budget\n" + describe(result))
+            log = settled_log(sim)
+            self.check_repos(sim, {repo: None})
+        ours = self.anonymous(log[spent:], "resolvers")
+        window_reset = log_time(log[0]) + window
+        refused = [line for line in ours if line["status"] == 429]
+        check(refused, "hfwarmd got no 429 though the budget was spent: " + str(ours[:3]))
+        first_refusal = log_time(refused[0])
+        accepted = [line for line in ours if line["status"] != 429]
+        check(accepted, "hfwarmd sent no accepted resolver request")
+        resumed = log_time(accepted[0])
+        # Between the first 429 and the reset hfwarmd waits: at most one probe, never a retry storm.
+        waiting = [line for line in ours if first_refusal < log_time(line) < window_reset]
+        check(len(waiting) <= 1, f"{len(waiting)} requests between the 429 and the reset "
+              f"({window_reset - first_refusal:.2f} s later): {[(l['time'], l['status']) for l in waiting]}")
+        check(len(refused) <= 2, f"{len(refused)} 429s: the first request and at most one probe")
+        # The Hub's `t` is whole seconds rounded up, so the pause may run up to 1 s past the reset.
+        late = resumed - window_reset
+        check(-0.05 <= late <= 1.5, f"first accepted request {late:+.2f} s from the window reset")
+        files = len(fixture_files(self.fixtures, repo))
+        check(len(accepted) >= files, f"only {len(accepted)} accepted resolver requests for {files} files")
+
+    def test_api_quota(self):
+        generate(self.hubsim, "small-files", self.fixtures)
+        repos = [f"small/repo-{i:02d}" for i in range(40)]
+        quota, window = 12, 2
+        floor = len(repos) / quota * window
+        # 40 listings, 12 per 2 s: 6.7 s. Aligned to windows opening at the first listing the floor is
+        # (ceil(40 / 12) - 1) x 2 s = 6 s, inside 15 % of 6.7 s. One file per repo keeps the resolver
+        # class, whose quota is off here, out of the timing.
+        manifest = self.warm.manifest("".join(f"{repo} file:config.json\n" for repo in repos))
+        with self.sim("--api-quota", str(quota), "--window", str(window), "--resolver-quota", "0") as sim:
+            result, elapsed = self.timed_run(sim, manifest)
+            equal(result.returncode, 0, f"exit code under an api quota of {quota} per {window} s\n"
+                  + describe(result))
+            log = self.anonymous(settled_log(sim), "api")
+            self.check_repos(sim, {repo: {"config.json"} for repo in repos})
+        check(len(log) >= len(repos), f"only {len(log)} listings for {len(repos)} repos")
+        refused = refusals_per_window(log, window)
+        check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
+        within(elapsed, floor, 0.15, f"time for {len(repos)} listings at {quota} api requests per {window} s")
+
+
+def main():
+    hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
+    with tempfile.TemporaryDirectory(prefix="ratelimit-test-") as tmp:
+        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
+        if test is None:
+            print(f"unknown case {case}", file=sys.stderr)
+            return 2
+        test()
+    print(f"ok {case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
