@@ -46,15 +46,6 @@ constexpr std::chrono::seconds kFirstRetry{30};
 // Edits arrive as bursts of events (truncate, write, rename): reload once they settle.
 constexpr std::chrono::milliseconds kReloadDebounce{300};
 
-std::string isoTime(std::chrono::system_clock::time_point t) {
-    std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
-
 // The key of an entry across reloads: its normalized manifest line.
 std::string entryKey(const manifest::Entry& entry) {
     return manifest::normalize(manifest::Manifest{{entry}});
@@ -446,7 +437,7 @@ class Service final : public server::Handler {
             s.bytesTotal = p.bytesTotal;
             if (!p.error.empty()) s.error = p.error;
             s.speed = scheduleOf(p.entry).speed;
-            if (p.lastChecked) s.lastChecked = isoTime(*p.lastChecked);
+            if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
             s.currentFiles = p.currentFiles;
             out.push_back(std::move(s));
         }

@@ -115,8 +115,8 @@ class Case:
         weights = {p: d for p, d in fixture_files(self.fixtures, repo).items() if p != "config.json"}
         equal(sum(len(d) for d in weights.values()), 40 * MIB, "bytes of the weight files")
         with self.sim() as sim:
-            # The whole run is timed, listing included: its two requests take well under a second on
-            # the local simulator, which the log below confirms, so nothing is subtracted.
+            # The whole run is timed, listing included: its requests take well under a second on the
+            # local simulator, which the log below confirms, so nothing is subtracted.
             result, elapsed = self.timed_run(sim, self.warm.manifest(repo + "\n"), "--bandwidth", "4M")
             equal(result.returncode, 0, "exit code with --bandwidth 4M\n" + describe(result))
             log = settled_log(sim)
@@ -124,9 +124,11 @@ class Case:
         cdn = [line for line in log if line["listener"] == "cdn"]
         check(cdn, "no request reached the CDN")
         equal(sum(line["bytes"] for line in cdn), 40 * MIB, "bytes the CDN sent")
-        hub = [line for line in log if line["listener"] == "hub"]
-        listing = log_time(cdn[0]) - log_time(hub[0])
-        check(listing < 1, f"{listing:.2f} s from the first Hub request to the first CDN byte")
+        # The CDN logs a download when its last byte is sent; the Hub's answers (listing, resolves, 302s
+        # to the CDN) are small, so their log times show when the downloads could start.
+        hub = [log_time(line) for line in log if line["listener"] == "hub"]
+        listing = max(hub) - min(hub)
+        check(listing < 1, f"{listing:.2f} s from the first to the last Hub request (listing and resolves)")
         within(elapsed, 10.0, 0.10, "time for 40 MiB with --bandwidth 4M")
 
     def test_recovery_after_429(self):

@@ -6,6 +6,7 @@ huggingface_hub and hf-hub 0.x (offline_lookup.py, written from docs/hub-protoco
 usage: interop_test.py HFWARMD HUBSIM_EXE SOURCE_ROOT CASE   (meson runs one process per case)
 """
 
+import fnmatch
 import json
 import os
 import shutil
@@ -22,8 +23,8 @@ sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
 sys.path.insert(0, INTEROP_DIR)
 import offline_lookup as lookup  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from warm_support import (Warm, api_path, check, describe, equal, etag_of, hash_matches_name,  # noqa: E402
-                          repo_folder, select, settled_log, snapshot_files)
+from warm_support import (Warm, api_path, check, describe, equal, repo_folder, select,  # noqa: E402
+                          settled_log, snapshot_files)
 
 DEMO_MANIFEST = os.path.join(SOURCE_ROOT, "config", "manifest.example.txt")
 JS_CLIENT = os.path.join(INTEROP_DIR, "js_client.cjs")
@@ -99,16 +100,21 @@ class Case:
         return {e["path"]: e["size"] for e in r.json() if e["type"] == "file"}
 
     def warm_cache(self, sim, manifest_text):
-        """Warms self.cache; returns the ready entries with .commit and .selected (path -> size)."""
-        manifest = self.warm.manifest(manifest_text)
-        result = self.warm.run(sim, manifest, self.cache)
+        """Warms self.cache (exit 0 expected); returns the entries that have a folder in it."""
+        result = self.warm.run(sim, self.warm.manifest(manifest_text), self.cache)
         equal(result.returncode, 0, "exit code of the warm\n" + describe(result))
+        return self.entries(sim, manifest_text)
+
+    def entries(self, sim, manifest_text):
+        """The manifest's entries with a folder in the cache, each with .commit, .all_files and
+        .selected (path -> size, from the simulator's listing); a `file:` the repo lacks is dropped."""
         ready = []
         for entry in parse_manifest(manifest_text):
             if entry.optional and not os.path.isdir(os.path.join(self.cache, entry.folder)):
                 continue
             entry.commit = self.commit(sim, entry.repo, entry.revision)
             files = self.listing(sim, entry.repo, entry.commit)
+            entry.files = [p for p in entry.files if p in files]
             chosen = select(files, entry.files, entry.includes, entry.excludes)
             check(chosen, f"{entry.repo}: the manifest selects no file")
             entry.selected = {p: files[p] for p in chosen}
@@ -159,9 +165,9 @@ class Case:
             got = {os.path.relpath(f["path"], snapshot): f["blob"]["size"] for f in revision["files"]}
             equal(got, top, f"{entry.repo}: files (top level) and their sizes")
             for f in revision["files"]:
-                rel = os.path.relpath(f["path"], snapshot)
-                blob = os.path.join(self.cache, entry.folder, "blobs", etag_of_size(entry, rel))
-                equal(f["blob"]["path"], blob, f"{entry.repo}/{rel}: blob path")
+                target = os.readlink(f["path"])
+                blob = os.path.normpath(os.path.join(snapshot, target))
+                equal(f["blob"]["path"], blob, f"{f['path']}: blob path (the link target {target})")
             blobs = {f["blob"]["path"]: f["blob"]["size"] for f in revision["files"]}
             equal(repo["filesCount"], len(blobs), f"{entry.repo}: filesCount (distinct blobs)")
             equal(repo["size"], sum(blobs.values()), f"{entry.repo}: size (distinct blobs)")
@@ -188,8 +194,8 @@ class Case:
             after_files = settled_log(sim)[mark:]
             equal([line["target"] for line in after_files], [],
                   "requests of downloadFileToCacheDir(revision=<sha>) on a warm cache")
-            expected = [os.path.join(self.cache, c[1]["repo"] and repo_folder(c[1]["repo"]), "snapshots",
-                                     c[1]["revision"], c[1]["path"]) for c in calls]
+            expected = [os.path.join(self.cache, repo_folder(c[1]["repo"]), "snapshots", c[1]["revision"],
+                                     c[1]["path"]) for c in calls]
             equal(results, expected, "pointer paths returned by downloadFileToCacheDir")
 
             whole = [e for e in entries if not e.selective()]
@@ -252,22 +258,20 @@ class Case:
     # ---- huggingface_hub and hf-hub 0.x offline lookups ----
 
     def lookup_manifest(self, sim):
-        """The demo manifest plus a sha-pinned line, a tag, a refs/pr/N branch and a dataset."""
+        """The demo manifest plus a sha-pinned line, a tag and a refs/pr/N branch of one repo, a dataset,
+        and an optional line naming a file the repo lacks (hfwarm records it in .no_exist)."""
         pinned = self.commit(sim, REFS_MODEL, "dev")
         return (self.demo_manifest() + f"{REFS_MODEL}@{pinned}\n{REFS_MODEL}@v1.0 include:*.json\n"
                 f"{REFS_MODEL} revision:refs/pr/1 exclude:*.json\ndatasets/hubsim/tiny-dataset\n"
-                "gpt2 file:config.json file:no-such-file.bin optional\n")
+                f"{REFS_MODEL} file:README.md file:no-such-file.bin optional\n")
 
     def test_huggingface_hub_offline(self):
+        """try_to_load_from_cache, hf_hub_download and snapshot_download (with the trees/<commit>.json
+        completeness check) of huggingface_hub, offline, find every selected file of every line."""
         with self.sim() as sim:
-            text = self.lookup_manifest(sim)
-            manifest = self.warm.manifest(text)
-            result = self.warm.run(sim, manifest, self.cache)
-            # The optional gpt2 line names a missing file: it fails, optional, and leaves a .no_exist marker.
-            equal(result.returncode, 0, "exit code of the warm\n" + describe(result))
-            entries = self.warm_cache(sim, "\n".join(line for line in text.splitlines()
-                                                      if "no-such-file" not in line) + "\n")
-            gpt2_commit = self.commit(sim, "gpt2")
+            # The optional line with a missing file fails without failing the run.
+            entries = self.warm_cache(sim, self.lookup_manifest(sim))
+            main_commit = self.commit(sim, REFS_MODEL)
         for e in entries:
             for path, size in e.selected.items():
                 where = f"{e.repo}@{e.revision}/{path}"
@@ -294,16 +298,16 @@ class Case:
                                          "returned a partial snapshot")
                 except lookup.IncompleteSnapshotError:
                     pass
-        marker = lookup.try_to_load_from_cache(self.cache, "gpt2", "no-such-file.bin")
+        marker = lookup.try_to_load_from_cache(self.cache, REFS_MODEL, "no-such-file.bin")
         check(marker is lookup.CACHED_NO_EXIST, f"try_to_load_from_cache of a file known absent: {marker!r}")
-        check(lookup.try_to_load_from_cache(self.cache, "gpt2", "config.json", gpt2_commit), "gpt2 by sha")
+        marker = lookup.try_to_load_from_cache(self.cache, REFS_MODEL, "no-such-file.bin", main_commit)
+        check(marker is lookup.CACHED_NO_EXIST, f"the same by commit sha: {marker!r}")
 
     def test_hf_hub_offline(self):
         """hf-hub 0.x: refs/<revision> read with no trimming, for branches, tags, refs/pr/N and sha-pinned
         lines (hf-hub needs refs/<sha> there)."""
         with self.sim() as sim:
-            text = self.lookup_manifest(sim).replace("gpt2 file:config.json file:no-such-file.bin optional\n", "")
-            entries = self.warm_cache(sim, text)
+            entries = self.warm_cache(sim, self.lookup_manifest(sim))
         pinned = [e for e in entries if e.revision == e.commit]
         check(pinned, "no sha-pinned line in the manifest")
         for e in entries:
@@ -317,18 +321,7 @@ class Case:
                 equal(os.path.getsize(found), size, f"CacheRepo::get({e.repo}@{e.revision}, {path}): size")
 
 
-def etag_of_size(entry, path):
-    """The blob name of `path` in `entry`: read from its pointer (the test checks the target elsewhere)."""
-    link = os.readlink(os.path.join(os.path.dirname(__file__), "..") and
-                       os.path.join(CASE_CACHE[0], entry.folder, "snapshots", entry.commit, path))
-    return os.path.basename(link)
-
-
-CASE_CACHE = []
-
-
 def fnmatch_path(path, pattern):
-    import fnmatch
     return fnmatch.fnmatchcase(path, pattern)
 
 
@@ -369,9 +362,7 @@ def tree_state(root):
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
     with tempfile.TemporaryDirectory(prefix="interop-test-") as tmp:
-        instance = Case(hfwarmd, hubsim, tmp)
-        CASE_CACHE.append(instance.cache)
-        test = getattr(instance, "test_" + case, None)
+        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
         if test is None:
             print(f"unknown case {case}", file=sys.stderr)
             return 2
