@@ -106,6 +106,7 @@ class Case:
             self.check_repos(sim, {repo: None for repo in repos})
         check(len(log) >= files, f"only {len(log)} resolver requests for {files} files")
         refused = refusals_per_window(log, window)
+        print(f"{files} files in {elapsed:.2f} s, floor {floor:.2f} s, 429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
         within(elapsed, floor, 0.15, f"time for {files} files at {quota} resolver requests per {window} s")
 
@@ -128,6 +129,7 @@ class Case:
         # to the CDN) are small, so their log times show when the downloads could start.
         hub = [log_time(line) for line in log if line["listener"] == "hub"]
         listing = max(hub) - min(hub)
+        print(f"40 MiB in {elapsed:.2f} s, Hub requests over {listing:.2f} s")
         check(listing < 1, f"{listing:.2f} s from the first to the last Hub request (listing and resolves)")
         within(elapsed, 10.0, 0.10, "time for 40 MiB with --bandwidth 4M")
 
@@ -144,33 +146,39 @@ class Case:
             equal(result.returncode, 0, "exit code after a spent resolver budget\n" + describe(result))
             log = settled_log(sim)
             self.check_repos(sim, {repo: None})
+        spending = log_time(log[spent - 1]) - log_time(log[0])
+        check(spending < window / 2, f"spending the budget took {spending:.2f} s of the {window} s window")
         ours = self.anonymous(log[spent:], "resolvers")
         window_reset = log_time(log[0]) + window
         refused = [line for line in ours if line["status"] == 429]
-        check(refused, "hfwarmd got no 429 though the budget was spent: " + str(ours[:3]))
-        first_refusal = log_time(refused[0])
         accepted = [line for line in ours if line["status"] != 429]
-        check(accepted, "hfwarmd sent no accepted resolver request")
-        resumed = log_time(accepted[0])
+        check(refused and accepted, "hfwarmd's resolver requests after the budget was spent: "
+              + str([(line["time"], line["status"]) for line in ours[:5]]))
+        first_refusal = log_time(refused[0])
         # Between the first 429 and the reset hfwarmd waits: at most one probe, never a retry storm.
         waiting = [line for line in ours if first_refusal < log_time(line) < window_reset]
-        check(len(waiting) <= 1, f"{len(waiting)} requests between the 429 and the reset "
-              f"({window_reset - first_refusal:.2f} s later): {[(l['time'], l['status']) for l in waiting]}")
+        # The Hub's `t` is whole seconds rounded up, so a client that waits for it resumes up to 1 s after
+        # the reset; one more second allows for jitter and a loaded machine.
+        late = log_time(accepted[0]) - window_reset
+        print(f"{len(refused)} 429s, {len(waiting)} requests in the {window_reset - first_refusal:.2f} s "
+              f"from the 429 to the reset, first accepted request {late:+.2f} s from the reset")
+        check(len(waiting) <= 1, f"{len(waiting)} requests between the 429 and the reset: "
+              + str([(line["time"], line["status"]) for line in waiting]))
         check(len(refused) <= 2, f"{len(refused)} 429s: the first request and at most one probe")
-        # The Hub's `t` is whole seconds rounded up, so the pause may run up to 1 s past the reset.
-        late = resumed - window_reset
-        check(-0.05 <= late <= 1.5, f"first accepted request {late:+.2f} s from the window reset")
+        check(-0.05 <= late <= 2.0, f"first accepted request {late:+.2f} s from the window reset")
         files = len(fixture_files(self.fixtures, repo))
         check(len(accepted) >= files, f"only {len(accepted)} accepted resolver requests for {files} files")
 
     def test_api_quota(self):
         generate(self.hubsim, "small-files", self.fixtures)
         repos = [f"small/repo-{i:02d}" for i in range(40)]
-        quota, window = 12, 2
+        quota, window = 19, 6
         floor = len(repos) / quota * window
-        # 40 listings, 12 per 2 s: 6.7 s. Aligned to windows opening at the first listing the floor is
-        # (ceil(40 / 12) - 1) x 2 s = 6 s, inside 15 % of 6.7 s. One file per repo keeps the resolver
-        # class, whose quota is off here, out of the timing.
+        # 40 listings, 19 per 6 s: 12.6 s. Aligned to windows opening at the first listing the floor is
+        # (ceil(40 / 19) - 1) x 6 s = 12 s, inside 15 % of 12.6 s. A client that paces by the remaining
+        # budget over the time to the reset sends q - 1 requests a window (the request that told it the
+        # budget was already counted): a 1/q slowdown, so the quota is not a tiny one. One file per repo
+        # keeps the resolver class, whose quota is off here, out of the timing.
         manifest = self.warm.manifest("".join(f"{repo} file:config.json\n" for repo in repos))
         with self.sim("--api-quota", str(quota), "--window", str(window), "--resolver-quota", "0") as sim:
             result, elapsed = self.timed_run(sim, manifest)
@@ -180,6 +188,7 @@ class Case:
             self.check_repos(sim, {repo: {"config.json"} for repo in repos})
         check(len(log) >= len(repos), f"only {len(log)} listings for {len(repos)} repos")
         refused = refusals_per_window(log, window)
+        print(f"{len(repos)} listings in {elapsed:.2f} s, floor {floor:.2f} s, 429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
         within(elapsed, floor, 0.15, f"time for {len(repos)} listings at {quota} api requests per {window} s")
 
