@@ -59,6 +59,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::milliseconds kLockPoll{200};
+// Threads that fsync and rename finished blobs: several, so that the flushes of small files overlap.
+constexpr std::size_t kSyncThreads = 4;
 // Parallel spans are at least this large: below it one connection is as fast.
 constexpr std::uint64_t kMinSegment = 16ull << 20;
 // The hash of a parallel download advances in steps of at most this many bytes.
@@ -331,6 +333,7 @@ struct Engine::Impl {
           slots(executor, std::max<std::size_t>(1, this->options.filesInFlight)),
           gate(executor),
           hashPool(1),
+          syncPool(kSyncThreads),
           rng(std::random_device{}()),
           log(util::logger("transfer")) {
         client.setHooks(std::make_shared<LimiterHooks>(limiter, gate, latency));
@@ -339,6 +342,7 @@ struct Engine::Impl {
     ~Impl() {
         client.setHooks(nullptr);
         hashPool.join();
+        syncPool.join();
     }
 
     net::any_io_executor executor;
@@ -349,6 +353,7 @@ struct Engine::Impl {
     Gate gate;
     Latency latency;
     net::thread_pool hashPool;
+    net::thread_pool syncPool;
     std::mt19937_64 rng;
     std::shared_ptr<spdlog::logger> log;
     std::vector<std::shared_ptr<Run>> runs;
@@ -550,6 +555,11 @@ struct Engine::Impl {
         }
         std::error_code ec;
         std::filesystem::rename(temp, file, ec);
+    }
+
+    static net::awaitable<Result<cache::PublishOutcome>> publishBlob(std::filesystem::path incomplete,
+                                                                     std::filesystem::path blob) {
+        co_return cache::publishBlob(incomplete, blob);
     }
 
     // Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
@@ -820,7 +830,10 @@ struct Engine::Impl {
             ++attempts;
         }
 
-        auto published = cache::publishBlob(*incomplete, *blob);
+        // fsync and rename block for milliseconds per file: on the pool, the event loop keeps the
+        // other transfers moving.
+        auto published = co_await net::co_spawn(syncPool.get_executor(), publishBlob(*incomplete, *blob),
+                                                net::use_awaitable);
         if (!published) co_return published.error();
         counters.filesDownloaded += 1;
         log->info("file ready repo={} path={} size={}", hub::describe(repo), job.path, job.size);

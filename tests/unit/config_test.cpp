@@ -91,8 +91,8 @@ TEST_CASE("built-in defaults are the documented ones") {
     CHECK(c.socketMode == 0660u);
     CHECK(c.logLevel == "info");
     CHECK_FALSE(c.offline);
-    CHECK(c.connections == 16);
-    CHECK(c.connectionsPerHost == 8);
+    CHECK(c.connections == 32);
+    CHECK(c.connectionsPerHost == 16);
     CHECK(c.filesInFlight == 8);
     CHECK(c.bandwidth == 0u);
     CHECK(c.requestTimeout == 30);
@@ -102,7 +102,7 @@ TEST_CASE("built-in defaults are the documented ones") {
     CHECK(c.retry.maxDelay == 60);
     CHECK(c.refreshInterval == 21600);
     CHECK(c.minFreeSpace == 1ull << 30);
-    CHECK(c.segments == 4);
+    CHECK(c.segments == 8);
     CHECK(c.segmentMinSize == 64ull << 20);
     CHECK(c.maxClients == 256);
     CHECK(c.clientIdleTimeout == 300);
@@ -178,7 +178,7 @@ TEST_CASE("a config file overrides the keys it names and keeps the others") {
     CHECK(r.config.logLevel == "debug");
     CHECK(r.config.redis == "redis://cache:6379/0");
     CHECK(r.config.requestTimeout == 2.5);
-    CHECK(r.config.connectionsPerHost == 8);
+    CHECK(r.config.connectionsPerHost == 16);
 }
 
 TEST_CASE("comments are allowed in the config file") {
@@ -249,6 +249,12 @@ TEST_CASE("out-of-range and malformed values are errors that say what is accepte
     CHECK(fromText(R"({"redis": "cache:6379"})").errors ==
           std::vector<std::string>{
               "test.json: redis: expected a redis:// or rediss:// URL, or \"\" for local rate limits only"});
+    // TLS to Redis is not implemented: refused when the config is read, not silently used in clear.
+    auto tls = fromText(R"({"redis": "rediss://u:secret@cache:6380/0"})").errors;
+    REQUIRE(tls.size() == 1);
+    CHECK(tls[0].starts_with("test.json: redis: the redis URL (config key redis) uses rediss:// (TLS)"));
+    CHECK(tls[0].find("secret") == std::string::npos);
+    CHECK(fromText(R"({"redis": "redis://cache:6379/x"})").errors.size() == 1);
 }
 
 TEST_CASE("every error of a file is reported at once") {
@@ -394,7 +400,7 @@ TEST_CASE("precedence: defaults < config file < environment < command line") {
     CHECK(fileOnly.config.socket == "/file.sock");
     CHECK(fileOnly.config.connections == 3);
     CHECK(fileOnly.config.filesInFlight == 2);
-    CHECK(fileOnly.config.segments == 4);  // default
+    CHECK(fileOnly.config.segments == 8);  // default
 
     env.variables = {{"HF_ENDPOINT", "https://env.example"}, {"HFWARM_SOCKET", "/env.sock"}};
     auto withEnv = resolve(none, env);
@@ -451,7 +457,7 @@ TEST_CASE("an explicit --config that does not exist is an error, not a silent fa
           "--config " + (dir.path / "missing.json").string() +
               ": no such file; give the path of an existing JSON config file, or leave --config out "
               "to use the defaults");
-    CHECK(r.config.connections == 16);
+    CHECK(r.config.connections == 32);
 }
 
 TEST_CASE("errors of the file, the environment and the merged result are all reported") {
