@@ -7,7 +7,7 @@ HFWARM_BUILD=${HFWARM_BUILD:-$HFWARM_ROOT/build}
 # Debian 12 packages the build, the tests and the demo need.
 HFWARM_PACKAGES=(meson ninja-build g++ pkg-config cmake libssl-dev libboost1.81-dev libboost-url1.81-dev
     nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev clang-format openssl ccache
-    scdoc groff-base systemd)
+    scdoc groff-base systemd redis-server)
 # Node.js may come from elsewhere (nodesource, nvm); take Debian's only when there is none.
 command -v node >/dev/null 2>&1 || HFWARM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || HFWARM_PACKAGES+=(npm)

@@ -1,5 +1,6 @@
 #include "hfwarm/config/config.hpp"
 
+#include "hfwarm/ratelimit/resp.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <fmt/format.h>
@@ -373,6 +374,12 @@ class Reader {
         if (!string(value, path, text)) return;
         if (!text.empty() && !text.starts_with("redis://") && !text.starts_with("rediss://")) {
             error(path, "expected a redis:// or rediss:// URL, or \"\" for local rate limits only");
+            return;
+        }
+        // The shared budget's own parser: rediss:// (TLS), a bad port or database is an error here
+        // rather than at start.
+        if (auto endpoint = ratelimit::resp::parseUrl(text); !text.empty() && !endpoint) {
+            error(path, endpoint.error().message);
             return;
         }
         config_.redis = text;

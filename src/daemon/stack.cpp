@@ -1,6 +1,8 @@
 #include "hfwarm/daemon/stack.hpp"
 
 #include "hfwarm/config/token.hpp"
+#include "hfwarm/ratelimit/shared_budget.hpp"
+#include "hfwarm/util/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -47,6 +49,13 @@ Result<Stack> makeStack(net::any_io_executor executor, const config::Config& con
     if (!client) return client.error();
     stack.client = std::move(*client);
     stack.limiter = std::make_unique<ratelimit::Limiter>(executor, limiterConfig(config));
+    if (!config.redis.empty()) {
+        auto endpoint = ratelimit::resp::parseUrl(config.redis);
+        if (!endpoint) return endpoint.error();
+        util::logger("ratelimit")->info("sharing the rate limits through redis url={}", endpoint->display());
+        stack.limiter->setSharedBudget(
+            std::make_unique<ratelimit::SharedBudget>(executor, std::move(*endpoint)));
+    }
 
     transfer::EngineOptions engineOptions;
     engineOptions.root = root;

@@ -1,5 +1,6 @@
 #include "hfwarm/ratelimit/limiter.hpp"
 
+#include "hfwarm/ratelimit/shared_budget.hpp"
 #include "hfwarm/util/log.hpp"
 
 #include <fmt/format.h>
@@ -12,11 +13,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <list>
 #include <optional>
 
 namespace hfwarm::ratelimit {
 namespace {
+
+// The window of a shared budget before the Hub has announced its own: the Hub's windows are 5 minutes
+// (hub-protocol.md section 8).
+constexpr std::chrono::seconds kGuessedWindow{300};
 
 // How much of the bandwidth may be spent at once: a fifth of a second's worth, so that the cap
 // holds over short intervals as well.
@@ -151,6 +157,31 @@ net::awaitable<void> Limiter::acquire(std::string host, RequestClass cls) {
         if (d.go) return std::nullopt;
         return d.wait;
     });
+    if (!shared_) co_return;
+    for (;;) {
+        auto s = e.state.status(Clock::now());
+        std::uint64_t quota = 0;
+        std::chrono::milliseconds window = kGuessedWindow;
+        if (s.quota && s.window && *s.window > 0) {
+            quota = *s.quota;
+            window = std::chrono::seconds(*s.window);
+        } else {
+            quota = static_cast<std::uint64_t>(
+                std::max(1.0, std::floor(s.configuredRate * static_cast<double>(kGuessedWindow.count()))));
+        }
+        auto wait = co_await shared_->take(host, cls, quota, window);
+        if (!wait || wait->count() == 0) co_return;
+        util::logger("ratelimit")
+            ->debug("shared budget spent, waiting host={} class={} wait_s={:.3f}", host, className(cls),
+                    std::chrono::duration<double>(*wait).count());
+        // Cancellation throws operation_aborted out of the wait, as documented for acquire().
+        net::steady_timer timer(executor_, *wait);
+        co_await timer.async_wait(net::use_awaitable);
+    }
+}
+
+void Limiter::setSharedBudget(std::unique_ptr<SharedBudget> shared) {
+    shared_ = std::move(shared);
 }
 
 net::awaitable<void> Limiter::acquireBytes(std::size_t n) {

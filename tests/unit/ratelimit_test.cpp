@@ -3,6 +3,8 @@
 #include "hfwarm/ratelimit/headers.hpp"
 #include "hfwarm/ratelimit/limiter.hpp"
 #include "hfwarm/ratelimit/request_class.hpp"
+#include "hfwarm/ratelimit/resp.hpp"
+#include "hfwarm/ratelimit/shared_budget.hpp"
 #include "hfwarm/ratelimit/token_bucket.hpp"
 
 #include <doctest/doctest.h>
@@ -689,4 +691,108 @@ TEST_CASE("the bandwidth cap serves transfers in order and can be lifted while t
     CHECK(capped >= 240ms);
     CHECK(capped < 400ms);
     CHECK(Clock::now() - started < 600ms);
+}
+
+// RESP2 encoding and decoding for the shared budget's Redis client (DESIGN.md section 7).
+
+TEST_CASE("a Redis command is encoded as an array of binary-safe bulk strings") {
+    CHECK(resp::encodeCommand({"SELECT", "2"}) == "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n");
+    CHECK(resp::encodeCommand({"SET", "k", std::string("a\r\n\0b", 5), ""}) ==
+          std::string("*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\na\r\n\0b\r\n$0\r\n\r\n", 37));
+}
+
+TEST_CASE("every RESP2 reply type is decoded with the bytes it took") {
+    auto one = [](std::string_view in) {
+        auto d = resp::decode(in);
+        REQUIRE(d.has_value());
+        REQUIRE(*d);
+        return **d;
+    };
+    auto ok = one("+OK\r\n:7\r\n");
+    CHECK(ok.value.type == resp::Value::Type::Simple);
+    CHECK(ok.value.text == "OK");
+    CHECK(ok.consumed == 5);
+    auto err = one("-NOSCRIPT No matching script\r\n");
+    CHECK(err.value.type == resp::Value::Type::Error);
+    CHECK(err.value.text == "NOSCRIPT No matching script");
+    auto n = one(":-1234\r\n");
+    CHECK(n.value.type == resp::Value::Type::Integer);
+    CHECK(n.value.integer == -1234);
+    auto bulk = one("$4\r\na\r\nb\r\n");
+    CHECK(bulk.value.type == resp::Value::Type::Bulk);
+    CHECK(bulk.value.text == "a\r\nb");
+    CHECK(bulk.consumed == 10);
+    CHECK(one("$-1\r\n").value.type == resp::Value::Type::Null);
+    CHECK(one("*-1\r\n").value.type == resp::Value::Type::Null);
+    auto array = one("*3\r\n:1\r\n$0\r\n\r\n*1\r\n+x\r\n");
+    REQUIRE(array.value.type == resp::Value::Type::Array);
+    REQUIRE(array.value.elements.size() == 3);
+    CHECK(array.value.elements[0].integer == 1);
+    CHECK(array.value.elements[1].text.empty());
+    CHECK(array.value.elements[2].elements.at(0).text == "x");
+    CHECK(array.consumed == 22);
+}
+
+TEST_CASE("a RESP2 reply cut anywhere asks for more bytes instead of failing") {
+    const std::string whole = "*2\r\n$5\r\nhello\r\n:42\r\n";
+    for (std::size_t cut = 0; cut < whole.size(); ++cut) {
+        auto d = resp::decode(std::string_view(whole).substr(0, cut));
+        REQUIRE_MESSAGE(d.has_value(), "cut at " << cut);
+        CHECK_MESSAGE(!*d, "cut at " << cut);
+    }
+    auto d = resp::decode(whole);
+    REQUIRE(d.has_value());
+    REQUIRE(*d);
+    CHECK((*d)->consumed == whole.size());
+}
+
+TEST_CASE("bytes that are not RESP2 are an error, not a reply") {
+    for (std::string_view bad : {"?x\r\n", ":12a\r\n", ":\r\n", "$-2\r\n", "$3\r\nabcd\r\n", "*-5\r\n",
+                                 "$99999999999\r\n", "*999999999\r\n"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(resp::decode(bad).has_value());
+    }
+    std::string deep;
+    for (int i = 0; i < 20; ++i) deep += "*1\r\n";
+    CHECK_FALSE(resp::decode(deep + ":1\r\n").has_value());
+}
+
+TEST_CASE("the redis URL gives host, port, credentials and database, and refuses TLS") {
+    auto plain = resp::parseUrl("redis://cache.internal");
+    REQUIRE(plain.has_value());
+    CHECK(plain->host == "cache.internal");
+    CHECK(plain->port == 6379);
+    CHECK(plain->password.empty());
+    CHECK(plain->db == 0);
+    auto full = resp::parseUrl("redis://fleet:s3cret@10.0.0.5:6380/3");
+    REQUIRE(full.has_value());
+    CHECK(full->host == "10.0.0.5");
+    CHECK(full->port == 6380);
+    CHECK(full->user == "fleet");
+    CHECK(full->password == "s3cret");
+    CHECK(full->db == 3);
+    CHECK(full->display() == "redis://10.0.0.5:6380/3");
+    auto passwordOnly = resp::parseUrl("redis://:pw@[::1]:7000/");
+    REQUIRE(passwordOnly.has_value());
+    CHECK(passwordOnly->host == "::1");
+    CHECK(passwordOnly->user.empty());
+    CHECK(passwordOnly->password == "pw");
+    CHECK(passwordOnly->display() == "redis://[::1]:7000/0");
+
+    auto tls = resp::parseUrl("rediss://user:pw@cache:6380/0");
+    REQUIRE_FALSE(tls.has_value());
+    CHECK(tls.error().message.find("rediss:// (TLS)") != std::string::npos);
+    CHECK(tls.error().message.find("pw") == std::string::npos);
+    for (std::string_view bad : {"http://cache:6379", "redis://", "redis://cache:0", "redis://cache/x",
+                                 "redis://cache/1/2", "redis://cache/99999", "redis://cache/0?x=1"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(resp::parseUrl(bad).has_value());
+    }
+}
+
+TEST_CASE("the shared window outlasts the Hub's by a tenth, at most a second, under one key per class") {
+    CHECK(sharedWindow(300s) == 301s);
+    CHECK(sharedWindow(3s) == 3300ms);
+    CHECK(sharedKey("HF.co", RequestClass::Resolvers) == "hfwarm:hf.co:resolvers");
+    CHECK(sharedKey("127.0.0.1:8443", RequestClass::Api) == "hfwarm:127.0.0.1:8443:api");
 }

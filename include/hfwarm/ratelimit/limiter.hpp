@@ -51,6 +51,8 @@ json toJson(const LimiterStatus& status);
 // Prometheus text exposition lines (`hfwarm_ratelimit_*`, `hfwarm_bandwidth_*`) with HELP and TYPE.
 std::string toPrometheus(const LimiterStatus& status);
 
+class SharedBudget;
+
 class Limiter {
   public:
     Limiter(net::any_io_executor executor, LimiterConfig config, ClassPolicy policy = {});
@@ -66,6 +68,13 @@ class Limiter {
     // with awaitable operators): the waiter leaves the queue and the call throws
     // boost::system::system_error(operation_aborted). The Limiter must outlive the call.
     net::awaitable<void> acquire(std::string host, RequestClass cls);
+
+    // Shares every (host, class) request budget with the other daemons using the same store (config
+    // key `redis`): once the local budget lets a request go, acquire() also takes it from the shared
+    // window, and waits for that window's end when the fleet has spent it. The quota and window are
+    // the Hub's announced policy, else the configured rate over 300 s. When the store cannot answer,
+    // the local budget alone decides. Null: local only. Call before the first acquire().
+    void setSharedBudget(std::unique_ptr<SharedBudget> shared);
 
     // Waits, FIFO across all transfers, until `n` bytes fit the global bandwidth budget; returns at
     // once when the bandwidth is 0 (unlimited). Call it per chunk. Cancellable like acquire().
@@ -100,6 +109,7 @@ class Limiter {
     TokenBucket bytesBucket_;
     std::uint64_t bytesTaken_ = 0;
     std::unique_ptr<WaitQueue> bytesQueue_;
+    std::unique_ptr<SharedBudget> shared_;
     std::mt19937_64 rng_;
 };
 

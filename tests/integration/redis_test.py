@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Four `hfwarmd --once` runs in parallel, as runners of a fleet behind one IP, share the Hub's resolver
+budget through one real `redis-server` (config key `redis`, DESIGN.md section 7): together they get at
+most one 429 per fixed window of hfwarm-hubsim. The URL's password and database are used (AUTH, SELECT)
+and every resolver request is counted there once. With Redis down, hfwarmd falls back to its local budget,
+says so once, and still finishes.
+
+usage: redis_test.py HFWARMD HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (meson runs one process per case)
+The Redis server is Debian's `redis-server` (scripts/common.sh installs it), started here on a free port
+with no persistence; the system service is never used.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
+sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hubsim_support import Simulator, generate  # noqa: E402
+from ratelimit_test import refusals_per_window  # noqa: E402
+from warm_support import Warm, check, check_repo, equal, fixture_files, settled_log  # noqa: E402
+
+# The test's own look-ups use a token, which the simulator counts apart from the anonymous runners.
+TOKEN = "hf_redisCheckToken0123456789abcd"
+REPO = "small/repo-00"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_command(port, *args):
+    """One command over RESP2, for the test's own checks; returns the raw reply line."""
+    payload = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(payload.encode())
+        return s.recv(4096).decode()
+
+
+class Redis:
+    """`redis-server` on a free loopback port, without persistence, for the length of a `with`."""
+
+    def __init__(self, tmp, *extra):
+        self.exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        check(os.path.exists(self.exe), "redis-server is not installed (scripts/common.sh installs it)")
+        self.extra = list(extra)
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="redis-", dir=tmp)
+        self.process = None
+
+    def __enter__(self):
+        with open(os.path.join(self.dir, "redis.log"), "w") as log:
+            self.process = subprocess.Popen(
+                [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", self.dir, "--daemonize", "no", *self.extra], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                # With a password PING answers -NOAUTH, which shows the server is up just as well.
+                if redis_command(self.port, "PING")[:1] in ("+", "-"):
+                    return self
+            except OSError:
+                pass
+            check(self.process.poll() is None and time.monotonic() < deadline,
+                  f"redis-server on port {self.port} did not answer PING within 10 s")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class Case:
+    def __init__(self, hfwarmd, hubsim, tmp):
+        self.hubsim = hubsim
+        self.tmp = tmp
+        self.fixtures = os.path.join(tmp, "fixtures")
+        self.warm = Warm(hfwarmd, tmp)
+        generate(hubsim, "small-files", self.fixtures)
+        self.files = fixture_files(self.fixtures, REPO)
+
+    def sim(self, *args):
+        return Simulator(self.hubsim, self.fixtures, "--token", TOKEN, *args,
+                         workdir=tempfile.mkdtemp(prefix="sim-", dir=self.tmp))
+
+    def runners(self, sim, redis_url, count):
+        """`count` runners started together, each with its own cache, all with the same `redis` key;
+        waits for them all; returns (exit code, output, cache) per runner."""
+        config = self.warm.config({"redis": redis_url})
+        manifest = self.warm.manifest(REPO + "\n")
+        started = []
+        for i in range(count):
+            cache = os.path.join(self.tmp, f"cache-{i}")
+            output = os.path.join(self.tmp, f"runner-{i}.out")
+            with open(output, "w") as out:
+                process = subprocess.Popen(self.warm.command(sim, manifest, cache, "--config", config),
+                                           stdout=out, stderr=subprocess.STDOUT, env=self.warm.env, cwd=self.warm.cwd)
+            started.append((process, output, cache))
+        results = []
+        for process, output, cache in started:
+            try:
+                code = process.wait(timeout=50)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                code = "killed after 50 s"
+            with open(output, errors="replace") as f:
+                results.append((code, f.read(), cache))
+        return results
+
+    def check_caches(self, sim, results):
+        head = sim.head(f"/{REPO}/resolve/main/config.json", {"Authorization": f"Bearer {TOKEN}"})
+        equal(head.status, 200, "status of the check request for the commit")
+        for code, output, cache in results:
+            equal(code, 0, f"exit code of a runner\n{output[-4000:]}")
+            check_repo(cache, REPO, head.header("X-Repo-Commit"), self.files)
+
+    def test_shared_quota(self):
+        # Four runners: with local budgets alone they get two 429s per window here (each sees the Hub's
+        # `r` and spends it), which is what the shared budget is for.
+        quota, window, count = 40, 3, 4
+        with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            started = time.monotonic()
+            results = self.runners(sim, redis.url, count)
+            elapsed = time.monotonic() - started
+            log = [line for line in settled_log(sim) if line["class"] == "resolvers" and not line["auth"]]
+            self.check_caches(sim, results)
+        for _, output, _ in results:
+            check("sharing the rate limits through redis" in output, "no word of the shared budget:\n" + output)
+            check("redis unavailable" not in output, "Redis reported down while it ran:\n" + output)
+        check(len(log) >= count * len(self.files),
+              f"only {len(log)} resolver requests for {count} x {len(self.files)} files")
+        refused = refusals_per_window(log, window)
+        print(f"{count} runners x {len(self.files)} files, {len(log)} resolver requests in {elapsed:.2f} s, "
+              f"429s per {window} s window {refused}")
+        check(max(refused) <= 1, f"429s per {window} s window with a shared budget (at most one each): {refused}")
+
+    def test_auth_and_db(self):
+        password = "fleet-secret-0123"
+        # No quota on the simulator: without an announced policy the shared window is the configured
+        # rate over 300 s, so the counter is still there to read after the run.
+        with Redis(self.tmp, "--requirepass", password) as redis, \
+                self.sim("--resolver-quota", "0", "--api-quota", "0") as sim:
+            results = self.runners(sim, f"redis://:{password}@127.0.0.1:{redis.port}/2", 1)
+            log = [line for line in settled_log(sim) if line["class"] == "resolvers" and not line["auth"]]
+            self.check_caches(sim, results)
+            cli = ["redis-cli", "-p", str(redis.port), "-a", password, "--no-auth-warning", "-n", "2"]
+            keys = subprocess.run(cli + ["--scan", "--pattern", "hfwarm:*"], capture_output=True, text=True,
+                                  timeout=10).stdout.split()
+            counts = {key: subprocess.run(cli + ["GET", key], capture_output=True, text=True,
+                                          timeout=10).stdout.strip() for key in keys}
+            ttls = [int(subprocess.run(cli + ["TTL", key], capture_output=True, text=True,
+                                       timeout=10).stdout.strip()) for key in keys]
+        output = results[0][1]
+        check(password not in output, "the Redis password appears in hfwarmd's output")
+        resolvers = [key for key in keys if key.endswith(":resolvers")]
+        equal(len(resolvers), 1, f"resolver counters in database 2 (keys {keys})")
+        equal(int(counts[resolvers[0]]), len(log), "requests counted in Redis vs resolver requests the Hub saw")
+        check(all(250 <= ttl <= 301 for ttl in ttls), f"TTLs of the 300 s windows (+1 s margin): {ttls}")
+        print(f"counters {counts}, TTLs {ttls}")
+
+    def test_redis_down(self):
+        quota, window = 40, 2
+        redis = Redis(self.tmp)
+        with redis:
+            pass
+        # The port answered once and is closed now: every connection is refused.
+        with self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            started = time.monotonic()
+            results = self.runners(sim, redis.url, 1)
+            elapsed = time.monotonic() - started
+            self.check_caches(sim, results)
+        output = results[0][1]
+        warnings = output.count("redis unavailable, using local rate limits only")
+        equal(warnings, 1, "warnings about the unreachable Redis (one per outage)\n" + output[-4000:])
+        check(f"127.0.0.1:{redis.port}" in output, "the warning does not name the Redis server:\n" + output[-4000:])
+        print(f"{len(self.files)} files in {elapsed:.2f} s without Redis")
+
+
+def main():
+    hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
+    with tempfile.TemporaryDirectory(prefix="redis-test-") as tmp:
+        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
+        if test is None:
+            print(f"unknown case {case}", file=sys.stderr)
+            return 2
+        test()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
