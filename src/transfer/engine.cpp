@@ -63,6 +63,8 @@ constexpr std::chrono::milliseconds kLockPoll{200};
 constexpr std::size_t kSyncThreads = 4;
 // Parallel spans are at least this large: below it one connection is as fast.
 constexpr std::uint64_t kMinSegment = 16ull << 20;
+// How far the saved progress of a parallel download may trail the bytes written.
+constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
 
@@ -237,6 +239,7 @@ struct Engine::Impl {
         std::string path;
         std::string etag;
         std::uint64_t size = 0;
+        std::filesystem::path incomplete;  // blobs/<etag>.incomplete, once the download starts
     };
 
     // The bytes [begin, end) of a file, being fetched into the .incomplete file at their offset.
@@ -295,8 +298,12 @@ struct Engine::Impl {
                 if (n < 0) {
                     if (errno == EINTR) continue;
                     writeError_ = true;
-                    co_return makeError("cannot write " + job_.path + " into the cache (" + errnoText(errno) +
-                                        "): free some space or choose another --cache-dir");
+                    const int error = errno;
+                    const std::uint64_t missing = job_.size - span_.pos;
+                    co_return makeError("cannot write " + job_.incomplete.string() + " (" + errnoText(error) +
+                                        "): " + std::to_string(missing) + " more bytes (" +
+                                        util::humanBytes(missing) + ") of " + job_.path +
+                                        " are needed there; free some space or choose another --cache-dir");
                 }
                 written += static_cast<std::size_t>(n);
             }
@@ -670,6 +677,12 @@ struct Engine::Impl {
             executor,
             [&]() -> net::awaitable<void> {
                 while (hashed < job.size && !hashFailed) {
+                    // The spans' progress trails their writes by at most kSaveInterval, so a process
+                    // killed at any instant resumes close to where it stopped.
+                    if (Clock::now() - saveTimer > kSaveInterval) {
+                        saveSegments(stateFile, state);
+                        saveTimer = Clock::now();
+                    }
                     std::uint64_t frontier = contiguous();
                     if (frontier > hashed) {
                         std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
@@ -678,10 +691,6 @@ struct Engine::Impl {
                         continue;
                     }
                     if (active == 0) break;
-                    if (Clock::now() - saveTimer > std::chrono::seconds(1)) {
-                        saveSegments(stateFile, state);
-                        saveTimer = Clock::now();
-                    }
                     co_await sleepFor(std::chrono::milliseconds(20));
                 }
             },
@@ -744,6 +753,7 @@ struct Engine::Impl {
             co_return finishFile(run, layout, commit, job);
         }
 
+        job.incomplete = *incomplete;
         int fd = ::open(incomplete->c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
             co_return makeError("cannot open " + incomplete->string() + ": " + errnoText(errno) +
@@ -918,7 +928,7 @@ struct Engine::Impl {
                 problems.push_back("refused " + file.path + ": " + validEtag.error().message);
                 continue;
             }
-            jobs.push_back({file.path, file.etag(), file.size});
+            jobs.push_back({file.path, file.etag(), file.size, {}});
         }
         if (auto prepared = cache::prepareRepo(layout); !prepared) {
             fail(run, prepared.error().message);

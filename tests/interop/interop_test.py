@@ -29,6 +29,15 @@ from warm_support import (Warm, api_path, check, describe, equal, repo_folder, s
 DEMO_MANIFEST = os.path.join(SOURCE_ROOT, "config", "manifest.example.txt")
 JS_CLIENT = os.path.join(INTEROP_DIR, "js_client.cjs")
 REFS_MODEL = "hubsim/refs-model"
+# What hfwarm writes and @huggingface/hub 2.17 does not, as (path pattern under the cache, why).
+# The JS client also writes no .no_exist markers and no refs/<sha> (neither appears in the demo warm).
+KNOWN_ONLY_HFWARM = [
+    (".locks", "hfwarm takes huggingface_hub's locks (.locks/<repo folder>/<etag>.lock); the JS client takes none"),
+    (".locks/*", "lock files stay after the run, as huggingface_hub leaves them"),
+    ("CACHEDIR.TAG", "written by huggingface_hub >= 1.9 and hfwarm at the cache root; not by the JS client"),
+    ("*/trees", "trees/<commit>.json, the listing huggingface_hub >= 1.22 checks offline; the JS client writes none"),
+    ("*/trees/*.json", "the same"),
+]
 
 
 class Entry:
@@ -213,47 +222,35 @@ class Case:
 
     def test_js_same_cache(self):
         """The JS client's own snapshotDownload into a second cache: same refs, blob names, link
-        targets and bytes as hfwarm's. The tree diff may differ only as KNOWN_DIFFERENCES says."""
+        targets and bytes as hfwarm's. The two trees differ only as KNOWN_ONLY_HFWARM says, and by the
+        files a manifest line leaves out (the JS client has no selection: it takes every file)."""
         js_cache = os.path.join(self.tmp, "js-cache")
         with self.sim() as sim:
             entries = self.warm_cache(sim, self.demo_manifest())
             self.node(sim, [["snapshotDownload", {"repo": e.repo, "revision": e.revision, "hubUrl": sim.hub,
                                                   "cacheDir": js_cache}] for e in entries], timeout=80)
         ours, theirs = tree_state(self.cache), tree_state(js_cache)
-        # What @huggingface/hub (2.17) is known to do differently, as (which side, path pattern, why):
-        not_selected = []
-        for e in entries:
-            for path in sorted(set(e.all_files) - set(e.selected)):
-                not_selected.append(f"{e.folder}/snapshots/{e.commit}/{path}")
-        known = {
-            "only hfwarm": [
-                (".locks", "hfwarm takes huggingface_hub's locks; the JS client takes none"),
-                (".locks/*", "lock files stay, as huggingface_hub leaves them"),
-                ("CACHEDIR.TAG", "written by huggingface_hub >= 1.9 and hfwarm; not by the JS client"),
-                ("*/trees", "trees/<commit>.json of huggingface_hub >= 1.22; the JS client writes none"),
-                ("*/trees/*.json", "same"),
-            ],
-            "only JS": [(p, "snapshotDownload takes every file; the manifest line selects some (gguf:, file:)")
-                        for p in not_selected],
-        }
+        # The JS client takes every file of a repo; a manifest line may select some (gguf:, file:).
+        not_selected = {f"{e.folder}/snapshots/{e.commit}/{p}" for e in entries for p in set(e.all_files) - set(e.selected)}
         only_ours = sorted(set(ours) - set(theirs))
         only_theirs = sorted(set(theirs) - set(ours))
-        unexplained_ours = [p for p in only_ours if not any(fnmatch_path(p, pat) for pat, _ in known["only hfwarm"])]
-        equal(unexplained_ours, [], "paths only in hfwarm's cache that no known difference explains")
-        unexplained_theirs = [p for p in only_theirs if not explained_js_only(p, known["only JS"], entries, theirs)]
-        equal(unexplained_theirs, [], "paths only in the JS client's cache that no known difference explains")
+        unexplained = [p for p in only_ours if not any(fnmatch.fnmatchcase(p, pat) for pat, _ in KNOWN_ONLY_HFWARM)]
+        equal(unexplained, [], "paths only in hfwarm's cache that no known difference explains")
+        unexplained = [p for p in only_theirs if not explained_js_only(p, not_selected, theirs)]
+        equal(unexplained, [], "paths only in the JS client's cache that are not files the manifest left out")
         for path in sorted(set(ours) & set(theirs)):
             equal(ours[path][:2], theirs[path][:2], f"{path}: kind and link target in both caches")
         for entry in entries:
-            for name in ("refs/main",):
-                with open(os.path.join(self.cache, entry.folder, name), "rb") as a, \
-                        open(os.path.join(js_cache, entry.folder, name), "rb") as b:
-                    equal(a.read(), b.read(), f"{entry.repo}: {name} in both caches")
+            with open(os.path.join(self.cache, entry.folder, "refs", "main"), "rb") as a, \
+                    open(os.path.join(js_cache, entry.folder, "refs", "main"), "rb") as b:
+                equal(a.read(), b.read(), f"{entry.repo}: refs/main in both caches")
             for path in entry.selected:
                 a = os.path.join(self.cache, entry.folder, "snapshots", entry.commit, path)
                 b = os.path.join(js_cache, entry.folder, "snapshots", entry.commit, path)
                 with open(a, "rb") as fa, open(b, "rb") as fb:
                     check(fa.read() == fb.read(), f"{entry.repo}/{path}: bytes differ between the caches")
+        print(f"{len(set(ours) & set(theirs))} paths alike; {len(only_ours)} only in hfwarm's cache, "
+              f"{len(only_theirs)} only in the JS client's, all known differences")
 
     # ---- huggingface_hub and hf-hub 0.x offline lookups ----
 
@@ -289,7 +286,8 @@ class Case:
             listing = lookup.load_tree_listing(os.path.join(self.cache, e.folder), e.commit)
             check(listing is not None, f"{e.repo}: trees/{e.commit}.json missing or unreadable")
             equal({p: v["size"] for p, v in listing.items()}, e.all_files, f"{e.repo}: trees/{e.commit}.json files")
-            if set(e.selected) != set(e.all_files):
+            cached = set().union(*(set(o.selected) for o in entries if (o.repo, o.commit) == (e.repo, e.commit)))
+            if cached != set(e.all_files):
                 # The listing is the whole tree, not the selection: asking for everything offline must
                 # say the snapshot is incomplete rather than return part of the repo.
                 try:
@@ -321,24 +319,17 @@ class Case:
                 equal(os.path.getsize(found), size, f"CacheRepo::get({e.repo}@{e.revision}, {path}): size")
 
 
-def fnmatch_path(path, pattern):
-    return fnmatch.fnmatchcase(path, pattern)
-
-
-def explained_js_only(path, not_selected, entries, theirs):
-    """A JS-only path is explained when it is a snapshot link of a file the manifest did not select,
-    that link's blob, or a folder holding only such things."""
-    names = {p for p, _ in not_selected}
-    if path in names:
+def explained_js_only(path, not_selected, theirs):
+    """A path only the JS client wrote is explained when it is the snapshot link of a file the manifest
+    left out, that link's blob, or a folder holding such links."""
+    if path in not_selected:
         return True
-    for p in names:
-        if p.startswith(path + "/"):
+    for link in not_selected:
+        if link.startswith(path + "/"):
             return True
-        kind, target, _ = theirs[p]
-        if kind == "link":
-            blob = os.path.normpath(os.path.join(os.path.dirname(p), target))
-            if blob == path:
-                return True
+        kind, target, _ = theirs[link]
+        if kind == "link" and os.path.normpath(os.path.join(os.path.dirname(link), target)) == path:
+            return True
     return False
 
 
