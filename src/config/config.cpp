@@ -141,8 +141,8 @@ class Reader {
         }
         for (const auto& [key, item] : value.items()) {
             std::string itemPath = path.empty() ? key : path + "." + key;
-            auto field =
-                std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == key; });
+            auto field = std::find_if(fields.begin(), fields.end(),
+                                      [&name = key](const Field& f) { return f.key == name; });
             if (field == fields.end()) {
                 std::vector<std::string> known;
                 for (const auto& f : fields) known.emplace_back(f.key);

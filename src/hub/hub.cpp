@@ -122,7 +122,8 @@ HubResult<RepoFile> decodeFile(const json& entry, std::size_t index, const RepoR
     }
     if (present(entry, "xetHash")) {
         auto xet = stringField(entry, "xetHash");
-        if (!xet) return malformed(repo, entryName(index, entry, pathKey) + " has a non-string 'xetHash'");
+        if (!xet || !util::isHex(*xet, 64))
+            return malformed(repo, entryName(index, entry, pathKey) + " has a 'xetHash' that is not 64 hex");
         file.xetHash = *xet;
     }
     return file;

@@ -452,7 +452,7 @@ struct Engine::Impl {
                 }
                 break;
             }
-            if (span.rangeIgnored) co_return result.error().message;
+            if (span.rangeIgnored) co_return makeError(result.error().message);
             std::string reason = result.error().message;
             bool retry = result.error().retryable();
             bool immediate = false;

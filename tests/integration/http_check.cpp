@@ -311,6 +311,16 @@ net::awaitable<void> speed(Args args) {
               << " bytes (sha256 included)\n";
 }
 
+// One awaitable, created once: Boost 1.81's awaitable move-assignment does not destroy the frame it
+// replaces.
+net::awaitable<void> pick(Args args) {
+    if (args.scenario == "stall") return stall(args);
+    if (args.scenario == "reset") return reset(args);
+    if (args.scenario == "proxy") return proxy(args);
+    if (args.scenario == "speed") return speed(args);
+    return basic(args);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -320,16 +330,7 @@ int main(int argc, char** argv) {
     }
     Args args{argv[1], argv[2], argv[3], argv[4]};
     net::io_context io;
-    net::awaitable<void> scenario = basic(args);
-    if (args.scenario == "stall")
-        scenario = stall(args);
-    else if (args.scenario == "reset")
-        scenario = reset(args);
-    else if (args.scenario == "proxy")
-        scenario = proxy(args);
-    else if (args.scenario == "speed")
-        scenario = speed(args);
-    net::co_spawn(io, std::move(scenario), [](std::exception_ptr error) {
+    net::co_spawn(io, pick(args), [](std::exception_ptr error) {
         if (!error) return;
         try {
             std::rethrow_exception(error);

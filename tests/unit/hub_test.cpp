@@ -138,6 +138,13 @@ TEST_CASE("a malformed tree page is an error") {
     CHECK_FALSE(parseTreePage(R"([{"type":"file","path":"a","size":1,"oid":")" + kBlob + R"(","xetHash":7}])",
                               model("x"))
                     .has_value());
+    // Found by the hub_listing fuzz target: a xetHash must be 64 hex, as trees/<commit>.json needs.
+    auto notHex = parseTreePage(
+        R"([{"type":"file","path":"a","size":1,"oid":")" + kBlob +
+            R"(","xetHash":"2cf24lba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}])",
+        model("x"));
+    REQUIRE_FALSE(notHex.has_value());
+    CHECK(notHex.error().message.find("xetHash") != std::string::npos);
 }
 
 TEST_CASE("the next page comes from the Link header's rel=next entry") {
