@@ -55,3 +55,19 @@ build_hfwarm() {
     log "building"
     ninja -C "$HFWARM_BUILD" || die "build failed"
 }
+
+# Prints "N passed, N failed" over meson test logs (testlog.json), the line CI reads.
+summarize_tests() {
+    python3 - "$@" <<'PY'
+import json, sys
+passed = failed = 0
+for log in sys.argv[1:]:
+    for line in open(log):
+        result = json.loads(line).get("result")
+        if result in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif result != "SKIP":
+            failed += 1
+print(f"{passed} passed, {failed} failed")
+PY
+}
