@@ -7,7 +7,6 @@
 Integration tests of other modules may import it (sys.path.insert the folder of this file).
 """
 
-import hashlib
 import http.client
 import json
 import os
@@ -31,14 +30,6 @@ class Response:
 
     def json(self):
         return json.loads(self.body)
-
-
-def git_blob_sha1(data):
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def generate(exe, profile, directory, *extra):

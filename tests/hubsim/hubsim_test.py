@@ -15,7 +15,9 @@ import zlib
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hubsim_support import Simulator, generate, git_blob_sha1, sha256  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import LFS_THRESHOLD, check, equal, git_blob_sha1, repo_files, run_case, sha256  # noqa: E402
+from hubsim_support import Simulator, generate  # noqa: E402
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 DEMO_REPOS = [
@@ -23,31 +25,6 @@ DEMO_REPOS = [
     "cross-encoder/ms-marco-MiniLM-L-12-v2", "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF", "bert-base-uncased", "gpt2",
     "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "microsoft/phi-2",
 ]
-LFS_THRESHOLD = 64 * 1024
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
-def equal(actual, expected, what):
-    check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def repo_files(root):
-    """Relative path -> bytes of a fixture repo's main tree (no settings file, no extra trees)."""
-    files = {}
-    for base, dirs, names in os.walk(root):
-        rel_base = os.path.relpath(base, root)
-        if rel_base == ".":
-            dirs[:] = [d for d in dirs if d != ".hubsim"]
-        for name in names:
-            rel = os.path.normpath(os.path.join(rel_base, name)).replace(os.sep, "/")
-            if rel != ".hubsim.json":
-                with open(os.path.join(base, name), "rb") as f:
-                    files[rel] = f.read()
-    return files
 
 
 class Case:
@@ -500,14 +477,7 @@ class Case:
 
 def main():
     exe, case = sys.argv[1], sys.argv[2]
-    with tempfile.TemporaryDirectory(prefix="hubsim-test-") as tmp:
-        test = getattr(Case(exe, tmp), "test_" + case, None)
-        if test is None:
-            print(f"unknown case {case}", file=sys.stderr)
-            return 2
-        test()
-    print(f"ok {case}")
-    return 0
+    return run_case(lambda tmp: Case(exe, tmp), case, "hubsim-test-")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import repo_files  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from hubsim_test import repo_files  # noqa: E402
 
 REPOS = ["sentence-transformers/all-MiniLM-L6-v2", "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF", "gpt2"]
 

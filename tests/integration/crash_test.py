@@ -21,9 +21,10 @@ HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import check, equal, settled_log  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from warm_support import (Warm, api_path, check, describe, equal, repo_folder, settled_log,  # noqa: E402
-                          snapshot_files)
+from warm_support import Warm, api_path, describe, repo_folder, snapshot_files  # noqa: E402
 
 KILLS = 20
 # Each run lives this long before its kill: 20 runs of ~0.6 s cover most of a ~16 s warm.
@@ -140,9 +141,10 @@ def main():
         config = warm.config({"retry": {"base_delay": 0.1, "max_delay": 1},
                               "limits": {"api": {"rate": 100, "burst": 200}, "resolvers": {"rate": 100, "burst": 200}}})
         cache = os.path.join(tmp, "cache")
-        # 8 connections to the CDN at 2.5 MiB/s each: about 16 s for the ~330 MiB, so the 20 short
-        # runs end before the warm does even when every run keeps all it received.
-        with Simulator(hubsim, fixtures, "--cdn-rate", "2560K", "--api-quota", "0", "--resolver-quota", "0",
+        # 16 connections to the CDN (8 ranges per large file, the per-host cap) at 1.25 MiB/s each:
+        # about 16 s for the ~330 MiB, so the 20 short runs end before the warm does even when every
+        # run keeps all it received.
+        with Simulator(hubsim, fixtures, "--cdn-rate", "1280K", "--api-quota", "0", "--resolver-quota", "0",
                        workdir=tempfile.mkdtemp(prefix="sim-", dir=tmp)) as sim:
             expected = {}
             for repo, spec in REPOS.items():

@@ -3,9 +3,9 @@
 Imported by daemon_test.py; the simulator is started with tests/hubsim/hubsim_support.py.
 Every daemon gets its own socket, cache and environment under the case's temp folder, so the
 cases run in parallel and never touch the machine's default socket or cache.
+The importing script puts tests/support on sys.path for hfwarm_testing.
 """
 
-import hashlib
 import json
 import os
 import random
@@ -14,30 +14,9 @@ import socket
 import subprocess
 import time
 
-LFS_THRESHOLD = 64 * 1024  # the simulator's default --lfs-threshold
+from hfwarm_testing import Failure, check, clean_env, equal, etag_of
+
 MIB = 1 << 20
-
-
-class Failure(AssertionError):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
-
-
-def equal(actual, expected, what):
-    check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def git_blob_sha1(data):
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def etag_of(data):
-    """The blob name the Hub gives a file: sha256 for LFS files, the git blob sha1 for the rest."""
-    return hashlib.sha256(data).hexdigest() if len(data) > LFS_THRESHOLD else git_blob_sha1(data)
 
 
 def repo_folder(repo):
@@ -87,19 +66,6 @@ def many_repo(count, seed=3):
     """`count` small git files: one resolver request each."""
     rng = random.Random(seed)
     return {f"part-{i:03}.txt": rng.randbytes(512).hex().encode() for i in range(count)}
-
-
-def clean_env(tmp, **extra):
-    """The environment minus everything of the machine that changes hfwarm's behaviour."""
-    home = os.path.join(tmp, "home")
-    os.makedirs(home, exist_ok=True)
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("HF_", "HUGGINGFACE_", "XDG_", "HFWARM_", "LISTEN_"))
-            and k not in ("HOME", "NOTIFY_SOCKET", "CI_OFFLINE_MODE")}
-    env = dict(keep, HOME=home, HF_HOME=os.path.join(home, "hf"), XDG_CONFIG_HOME=os.path.join(home, "config"),
-               XDG_CACHE_HOME=os.path.join(home, "cache"), XDG_RUNTIME_DIR=os.path.join(home, "run"))
-    env.update(extra)
-    return env
 
 
 def rpc_line(sock, line, timeout=10):

@@ -7,7 +7,6 @@ daemon, verify/prune and metrics. Request counts come from the simulator's log.
 usage: daemon_test.py HFWARMD HFWARMCTL HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (one process per case)
 """
 
-import hashlib
 import json
 import os
 import re
@@ -22,11 +21,15 @@ import threading
 import time
 
 HUBSIM_DIR = sys.argv[4] if len(sys.argv) > 4 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import (Failure, check, equal, etag_of, settled_log, sha256, write_json,  # noqa: E402
+                            write_text)
 from hubsim_support import Simulator  # noqa: E402
-from daemon_support import (MIB, Daemon, Failure, big_repo, check, connect, describe, equal, etag_of,  # noqa: E402
-                            many_repo, poll, read_line, repo_folder, rpc, rpc_line, small_repo, write_repo)
+from daemon_support import (MIB, Daemon, big_repo, connect, describe, many_repo, poll, read_line,  # noqa: E402
+                            repo_folder, rpc, rpc_line, small_repo, write_repo)
 
 HEX40 = re.compile(r"[0-9a-f]{40}")
 STATE_ORDER = ["pending", "resolving", "downloading", "ready"]
@@ -77,17 +80,10 @@ class Case:
         return self.simulator
 
     def manifest(self, text, name="manifest.txt"):
-        path = os.path.join(self.tmp, "manifests", name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return write_text(os.path.join(self.tmp, "manifests", name), text)
 
     def config(self, settings, name="hfwarmd.json"):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            json.dump(settings, f)
-        return path
+        return write_json(os.path.join(self.tmp, name), settings)
 
     def commit(self, repo):
         info = self.simulator.get(f"/api/models/{repo}/revision/main")
@@ -96,13 +92,7 @@ class Case:
 
     def settled_log_length(self):
         """The simulator writes a log line after its response: let the test's own requests land."""
-        length = len(self.simulator.log())
-        while True:
-            time.sleep(0.3)
-            now = len(self.simulator.log())
-            if now == length:
-                return length
-            length = now
+        return len(settled_log(self.simulator, quiet=0.3))
 
     def cleanup(self):
         for daemon in self.daemons:
@@ -428,7 +418,7 @@ class Case:
         d.wait_ready(30)
         blob = d.blob("test/big", big["weights.bin"])
         with open(blob, "rb") as f:
-            equal(hashlib.sha256(f.read()).hexdigest(), sha, "sha256 of the resumed blob")
+            equal(sha256(f.read()), sha, "sha256 of the resumed blob")
         check(not os.path.exists(partial), "the .incomplete file stays after the download finished")
         starts = [range_start(line["range"]) for line in cdn_downloads(sim.log(), sha) if line["method"] == "GET"]
         resumed = [s for s in starts if s]

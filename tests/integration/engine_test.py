@@ -16,12 +16,14 @@ import time
 import urllib.parse
 
 HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import check, equal, etag_of, run_case, settled_log  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from warm_support import (CACHEDIR_SIGNATURE, Warm, api_path, cache_escapes, check, check_repo,  # noqa: E402
-                          describe, equal, etag_of, fixture_files, repo_folder, select, settled_log,
-                          summary_row)
+from warm_support import (CACHEDIR_SIGNATURE, Warm, api_path, cache_escapes, check_repo, describe,  # noqa: E402
+                          fixture_files, repo_folder, select, summary_row)
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 GGUF_REPO = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"
@@ -563,14 +565,7 @@ class Case:
 
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
-    with tempfile.TemporaryDirectory(prefix="engine-test-") as tmp:
-        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
-        if test is None:
-            print(f"unknown case {case}", file=sys.stderr)
-            return 2
-        test()
-    print(f"ok {case}")
-    return 0
+    return run_case(lambda tmp: Case(hfwarmd, hubsim, tmp), case, "engine-test-")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import check, equal, hash_matches_name, run_case, settled_log  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from warm_support import (Warm, api_path, check, check_repo, describe, equal, fixture_files,  # noqa: E402
-                          hash_matches_name, repo_folder, select, settled_log, summary_row)
+from warm_support import (Warm, api_path, check_repo, describe, fixture_files, repo_folder, select,  # noqa: E402
+                          summary_row)
 
 GGUF_REPO = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"
 GGUF_FILE = "tinyllama-1.1b-chat-v1.0.Q3_K_S.gguf"
@@ -259,14 +261,7 @@ class Case:
 
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
-    with tempfile.TemporaryDirectory(prefix="faults-test-") as tmp:
-        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
-        if test is None:
-            print(f"unknown case {case}", file=sys.stderr)
-            return 2
-        test()
-    print(f"ok {case}")
-    return 0
+    return run_case(lambda tmp: Case(hfwarmd, hubsim, tmp), case, "faults-test-")
 
 
 if __name__ == "__main__":

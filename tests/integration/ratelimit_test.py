@@ -13,10 +13,13 @@ import tempfile
 import time
 
 HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import check, equal, run_case, settled_log  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from warm_support import Warm, check, check_repo, describe, equal, fixture_files, settled_log  # noqa: E402
+from warm_support import Warm, check_repo, describe, fixture_files  # noqa: E402
 
 # A second identity for the test's own look-ups after the run: the simulator counts quotas per token, so
 # these requests never touch the anonymous windows hfwarmd used.
@@ -195,14 +198,7 @@ class Case:
 
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
-    with tempfile.TemporaryDirectory(prefix="ratelimit-test-") as tmp:
-        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
-        if test is None:
-            print(f"unknown case {case}", file=sys.stderr)
-            return 2
-        test()
-    print(f"ok {case}")
-    return 0
+    return run_case(lambda tmp: Case(hfwarmd, hubsim, tmp), case, "ratelimit-test-")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,14 @@ import tempfile
 import time
 
 HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from hfwarm_testing import check, equal, run_case, settled_log  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from ratelimit_test import refusals_per_window  # noqa: E402
-from warm_support import Warm, check, check_repo, equal, fixture_files, settled_log  # noqa: E402
+from warm_support import Warm, check_repo, fixture_files  # noqa: E402
 
 # The test's own look-ups use a token, which the simulator counts apart from the anonymous runners.
 TOKEN = "hf_redisCheckToken0123456789abcd"
@@ -194,13 +197,7 @@ class Case:
 
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
-    with tempfile.TemporaryDirectory(prefix="redis-test-") as tmp:
-        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
-        if test is None:
-            print(f"unknown case {case}", file=sys.stderr)
-            return 2
-        test()
-    return 0
+    return run_case(lambda tmp: Case(hfwarmd, hubsim, tmp), case, "redis-test-")
 
 
 if __name__ == "__main__":

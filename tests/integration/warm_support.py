@@ -1,46 +1,19 @@
 """Runs `hfwarmd --once` against hfwarm-hubsim and checks the Hugging Face cache it leaves.
 
 Imported by engine_test.py; the simulator itself is started with tests/hubsim/hubsim_support.py.
+The importing script puts tests/support on sys.path for hfwarm_testing.
 """
 
 import fnmatch
-import hashlib
-import json
 import os
 import re
 import subprocess
-import time
 
-LFS_THRESHOLD = 64 * 1024  # the simulator's default --lfs-threshold
+from hfwarm_testing import (check, clean_env, equal, etag_of, hash_matches_name, repo_files, write_json,
+                            write_text)
+
 CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 HEX40 = re.compile(r"[0-9a-f]{40}")
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
-def equal(actual, expected, what):
-    check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def git_blob_sha1(data):
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def etag_of(data):
-    """The blob name the Hub gives a file: sha256 for LFS files, the git blob sha1 for the rest."""
-    return hashlib.sha256(data).hexdigest() if len(data) > LFS_THRESHOLD else git_blob_sha1(data)
-
-
-def hash_matches_name(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    name = os.path.basename(path)
-    if len(name) == 64:
-        return hashlib.sha256(data).hexdigest() == name
-    return len(name) == 40 and git_blob_sha1(data) == name
 
 
 def repo_folder(repo):
@@ -61,18 +34,7 @@ def api_path(repo):
 
 def fixture_files(fixtures, repo):
     """Relative path -> bytes of a fixture repo's main tree (without the simulator's settings)."""
-    root = os.path.join(fixtures, repo)
-    files = {}
-    for base, dirs, names in os.walk(root):
-        rel_base = os.path.relpath(base, root)
-        if rel_base == ".":
-            dirs[:] = [d for d in dirs if d != ".hubsim"]
-        for name in names:
-            rel = os.path.normpath(os.path.join(rel_base, name)).replace(os.sep, "/")
-            if rel != ".hubsim.json":
-                with open(os.path.join(base, name), "rb") as f:
-                    files[rel] = f.read()
-    return files
+    return repo_files(os.path.join(fixtures, repo))
 
 
 def matches(path, pattern):
@@ -134,20 +96,6 @@ def check_repo(cache, repo, commit, expected, revision="main", only_revision=Tru
     equal(blobs, sorted({etag_of(d) for d in expected.values()}), f"{repo}: names in blobs/")
 
 
-def settled_log(sim, quiet=0.5, limit=10):
-    """The simulator's request log once no line was added for `quiet` seconds: it writes a line after
-    the last byte of a response, which can be a moment after the client has read it and exited."""
-    lines = sim.log()
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        again = sim.log()
-        if len(again) == len(lines):
-            break
-        lines = again
-    return lines
-
-
 def cache_escapes(cache):
     """Every path under the cache whose real location (symlinks followed) is outside it."""
     root = os.path.realpath(cache)
@@ -166,29 +114,17 @@ class Warm:
     def __init__(self, hfwarmd, tmp):
         self.hfwarmd = hfwarmd
         self.tmp = tmp
-        home = os.path.join(tmp, "home")
         # The working folder stays empty: a test can see a relative path that escaped the cache.
         self.cwd = os.path.join(tmp, "cwd")
-        os.makedirs(home, exist_ok=True)
         os.makedirs(self.cwd, exist_ok=True)
-        keep = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "XDG_", "HFWARM_"))
-                and k not in ("HOME", "CI_OFFLINE_MODE")}
-        self.env = dict(keep, HOME=home, HF_HOME=os.path.join(home, "hf"),
-                        XDG_CONFIG_HOME=os.path.join(home, "config"), XDG_CACHE_HOME=os.path.join(home, "cache"),
-                        XDG_RUNTIME_DIR=os.path.join(home, "run"))
+        self.env = clean_env(tmp)
 
     def manifest(self, text, name="manifest.txt"):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return write_text(os.path.join(self.tmp, name), text)
 
     def config(self, settings, name="hfwarmd.json"):
         """Writes a hfwarmd config file (--config) from a dict; returns its path."""
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            json.dump(settings, f)
-        return path
+        return write_json(os.path.join(self.tmp, name), settings)
 
     def command(self, sim, manifest, cache, *extra):
         args = [self.hfwarmd, "--once", "--manifest", manifest, "--cache-dir", cache]

@@ -20,11 +20,12 @@ INTEROP_DIR = os.path.join(SOURCE_ROOT, "tests", "interop")
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "hubsim"))
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "support"))
 sys.path.insert(0, INTEROP_DIR)
 import offline_lookup as lookup  # noqa: E402
+from hfwarm_testing import check, equal, run_case, settled_log  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
-from warm_support import (Warm, api_path, check, describe, equal, repo_folder, select,  # noqa: E402
-                          settled_log, snapshot_files)
+from warm_support import Warm, api_path, describe, repo_folder, select, snapshot_files  # noqa: E402
 
 DEMO_MANIFEST = os.path.join(SOURCE_ROOT, "config", "manifest.example.txt")
 JS_CLIENT = os.path.join(INTEROP_DIR, "js_client.cjs")
@@ -352,14 +353,7 @@ def tree_state(root):
 
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
-    with tempfile.TemporaryDirectory(prefix="interop-test-") as tmp:
-        test = getattr(Case(hfwarmd, hubsim, tmp), "test_" + case, None)
-        if test is None:
-            print(f"unknown case {case}", file=sys.stderr)
-            return 2
-        test()
-    print(f"ok {case}")
-    return 0
+    return run_case(lambda tmp: Case(hfwarmd, hubsim, tmp), case, "interop-test-")
 
 
 if __name__ == "__main__":
