@@ -7,8 +7,10 @@
 #include "hfwarm/server/server.hpp"
 
 #include <doctest/doctest.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include "temp_dir.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -32,28 +34,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        char pattern[] = "/tmp/hfwcli-XXXXXX";
-        REQUIRE(::mkdtemp(pattern) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::filesystem::path& path() const { return path_; }
-
-    std::filesystem::path write(const std::string& name, const std::string& text) const {
-        auto file = path_ / name;
-        std::ofstream(file) << text;
-        return file;
-    }
-
-  private:
-    std::filesystem::path path_;
-};
+using testing::TempDir;
 
 struct Outcome {
     int code = -1;

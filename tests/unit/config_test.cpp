@@ -249,7 +249,7 @@ TEST_CASE("out-of-range and malformed values are errors that say what is accepte
     CHECK(fromText(R"({"redis": "cache:6379"})").errors ==
           std::vector<std::string>{
               "test.json: redis: expected a redis:// or rediss:// URL, or \"\" for local rate limits only"});
-    // TLS to Redis is not implemented: refused when the config is read, not silently used in clear.
+    // rediss:// (TLS to Redis) is refused when the config is read, never silently used in clear.
     auto tls = fromText(R"({"redis": "rediss://u:secret@cache:6380/0"})").errors;
     REQUIRE(tls.size() == 1);
     CHECK(tls[0].starts_with("test.json: redis: the redis URL (config key redis) uses rediss:// (TLS)"));

@@ -6,10 +6,12 @@
 #include "hfwarm/protocol/messages.hpp"
 
 #include <doctest/doctest.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include "temp_dir.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,23 +37,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        // Short, so that socket paths stay well inside sockaddr_un's 108 bytes.
-        char pattern[] = "/tmp/hfwsrv-XXXXXX";
-        REQUIRE(::mkdtemp(pattern) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    const std::filesystem::path& path() const { return path_; }
-
-  private:
-    std::filesystem::path path_;
-};
+using testing::TempDir;
 
 // Answers status with a fixed result, "fail" with an exception, "shutdown" by stopping the server
 // after a short pause (so the reply is due while the server stops).
