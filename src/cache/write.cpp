@@ -49,30 +49,32 @@ Result<void> prepareRepo(const RepoLayout& layout) {
     return {};
 }
 
+namespace {
+
+// The temp file is gone: another process published the blob, or `hf cache prune` removed the file
+// (it deletes *.incomplete without looking at locks).
+Result<PublishOutcome> vanished(const fs::path& incompletePath, const fs::path& blobPath) {
+    struct stat st {};
+    if (::stat(blobPath.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return PublishOutcome::AlreadyPresent;
+    return makeError("the partial download " + incompletePath.string() +
+                     " disappeared before it could be published (was `hf cache prune` run?); "
+                     "the file will be downloaded again");
+}
+
+}  // namespace
+
 Result<PublishOutcome> publishBlob(const fs::path& incompletePath, const fs::path& blobPath) {
     Fd temp(::open(incompletePath.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!temp) {
         int err = errno;
-        struct stat st {};
-        if (err == ENOENT && ::stat(blobPath.c_str(), &st) == 0 && S_ISREG(st.st_mode))
-            return PublishOutcome::AlreadyPresent;
-        if (err == ENOENT)
-            return makeError("the partial download " + incompletePath.string() +
-                             " disappeared before it could be published (was `hf cache prune` run?); "
-                             "the file will be downloaded again");
+        if (err == ENOENT) return vanished(incompletePath, blobPath);
         return osError("cannot open the downloaded file", incompletePath, err);
     }
     if (::fsync(temp.get()) != 0) return osError("cannot flush the downloaded file", incompletePath, errno);
     temp = Fd();
     if (::rename(incompletePath.c_str(), blobPath.c_str()) != 0) {
         int err = errno;
-        struct stat st {};
-        if (err == ENOENT && ::stat(blobPath.c_str(), &st) == 0 && S_ISREG(st.st_mode))
-            return PublishOutcome::AlreadyPresent;
-        if (err == ENOENT)
-            return makeError("the partial download " + incompletePath.string() +
-                             " disappeared before it could be published (was `hf cache prune` run?); "
-                             "the file will be downloaded again");
+        if (err == ENOENT) return vanished(incompletePath, blobPath);
         return makeError("cannot rename " + incompletePath.string() + " to " + blobPath.string() + ": " +
                          detail::errnoText(err));
     }

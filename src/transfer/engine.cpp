@@ -590,15 +590,18 @@ struct Engine::Impl {
             net::use_awaitable);
     }
 
-    enum class SegmentOutcome { Done, Unsupported };
+    enum class SegmentOutcome { Done, Unsupported, Corrupt };
+    struct Segmented {
+        SegmentOutcome outcome = SegmentOutcome::Done;
+        std::string mismatch;  // Corrupt: what the bytes hashed to instead
+    };
 
     // A large file on several connections at once (as aria2 -x and hf_transfer do): the preallocated
     // .incomplete file is split into spans fetched in parallel, each resumable after a crash (their
     // progress is saved beside the lock), while the hash follows the contiguous prefix on the pool,
     // reading back bytes still in the page cache instead of a second pass at the end.
-    net::awaitable<Result<SegmentOutcome>> fetchSegmented(Run& run, const FileJob& job,
-                                                          const std::string& url, int fd,
-                                                          const std::filesystem::path& stateFile) {
+    net::awaitable<Result<Segmented>> fetchSegmented(Run& run, const FileJob& job, const std::string& url,
+                                                     int fd, const std::filesystem::path& stateFile) {
         auto loaded = loadSegments(stateFile, job.size);
         struct stat st {};
         ::fstat(fd, &st);
@@ -708,7 +711,7 @@ struct Engine::Impl {
                 run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
             if (auto reset = truncate(fd, job); !reset) co_return reset.error();
             log->info("range requests not supported path={}; one connection instead", job.path);
-            co_return SegmentOutcome::Unsupported;
+            co_return Segmented{SegmentOutcome::Unsupported, {}};
         }
         if (!errors.empty()) co_return makeError(errors.front());
         if (hashFailed) co_return makeError("cannot read back the downloaded bytes of " + job.path);
@@ -721,10 +724,10 @@ struct Engine::Impl {
             for (const auto& span : state.spans)
                 run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
             if (auto reset = truncate(fd, job); !reset) co_return reset.error();
-            co_return makeError("the downloaded bytes of " + job.path + " hash to " + digest + ", not to " +
-                                job.etag);
+            co_return Segmented{SegmentOutcome::Corrupt, "the downloaded bytes of " + job.path + " hash to " +
+                                                             digest + ", not to " + job.etag};
         }
-        co_return SegmentOutcome::Done;
+        co_return Segmented{};
     }
 
     // Downloads one file into the cache (or reuses its blob) and links it into the snapshot.
@@ -780,17 +783,15 @@ struct Engine::Impl {
         while (true) {
             if (segmented) {
                 auto outcome = co_await fetchSegmented(run, job, url, fd, stateFile);
-                if (outcome && *outcome == SegmentOutcome::Done) break;
-                if (outcome) {
+                if (!outcome) co_return outcome.error();
+                if (outcome->outcome == SegmentOutcome::Done) break;
+                if (outcome->outcome == SegmentOutcome::Unsupported) {
                     segmented = false;  // the server ignores Range: one stream from byte 0
                 } else {
-                    bool corrupt = outcome.error().message.find(" hash to ") != std::string::npos;
-                    if (!corrupt || !options.backoff.allows(attempts + 1))
-                        co_return makeError(
-                            outcome.error().message +
-                            (corrupt ? "; not published after " + std::to_string(attempts + 1) + " attempts"
-                                     : std::string()));
-                    log->warn("corrupt download path={} reason=\"{}\"", job.path, outcome.error().message);
+                    if (!options.backoff.allows(attempts + 1))
+                        co_return makeError(outcome->mismatch + "; not published after " +
+                                            std::to_string(attempts + 1) + " attempts");
+                    log->warn("corrupt download path={} reason=\"{}\"", job.path, outcome->mismatch);
                     co_await sleepFor(backoffDelay(attempts));
                     ++attempts;
                     continue;
