@@ -85,7 +85,17 @@ class Simulator:
         with open(self.stderr_file) as f:
             return f.read()
 
+    def sync_log(self):
+        """Waits until every request the simulator has read has its log line: it writes a line just
+        after a response's last byte, a moment after the client may have read it."""
+        if self.process and self.process.poll() is None:
+            r = self.get("/_hubsim/log-sync")
+            if r.status != 204:
+                raise RuntimeError(f"log-sync answered {r.status}: {r.body[:200]!r}")
+
     def log(self):
+        """The request log, exact up to the requests whose responses have been read."""
+        self.sync_log()
         with open(self.log_file) as f:
             return [json.loads(line) for line in f if line.strip()]
 

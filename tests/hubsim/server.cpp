@@ -43,6 +43,8 @@ constexpr auto kIdleTimeout = 60s;
 constexpr auto kWriteTimeout = 60s;
 constexpr std::size_t kChunk = 512 * 1024;  // large writes keep the CPU cost per GiB low
 constexpr std::uint64_t kRequestBodyLimit = 1024 * 1024;
+constexpr std::string_view kLogSyncTarget = "/_hubsim/log-sync";
+constexpr auto kLogSyncLimit = 10s;
 
 struct ByteRange {
     std::uint64_t first = 0;
@@ -169,6 +171,15 @@ Reply fileReply(const FileEntry& file, const Request& req, bool ignoreRange, boo
     return r;
 }
 
+// Counts a request from its reading to its log line, also when the session ends early.
+struct Unlogged {
+    std::size_t& count;
+    explicit Unlogged(std::size_t& c) : count(c) { ++count; }
+    ~Unlogged() { --count; }
+    Unlogged(const Unlogged&) = delete;
+    Unlogged& operator=(const Unlogged&) = delete;
+};
+
 struct Fd {
     int fd = -1;
     explicit Fd(const fs::path& p) : fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC)) {}
@@ -238,6 +249,13 @@ class Server {
                 co_await bhttp::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
             if (readError) co_return;
             Request req = parser.release();
+            if (req.target() == kLogSyncTarget) {
+                const bool written = co_await logSync(stream, req);
+                if (!written) co_return;
+                if (!req.keep_alive()) break;
+                continue;
+            }
+            const Unlogged pending(unlogged_);
             LogRecord record;
             record.method = std::string(req.method_string());
             record.target = std::string(req.target());
@@ -253,6 +271,24 @@ class Server {
         }
         beast::get_lowest_layer(stream).expires_after(5s);
         co_await stream.async_shutdown(net::as_tuple(net::use_awaitable));
+    }
+
+    // `GET /_hubsim/log-sync`: answers 204 once every request read so far has its log line, or after
+    // kLogSyncLimit while other transfers keep going. A client has read a whole response a moment
+    // before the simulator writes its line; this makes reading the log right after exact. It is
+    // neither logged, counted against a quota, nor struck by a fault.
+    net::awaitable<bool> logSync(Stream& stream, const Request& req) {
+        net::steady_timer timer(stream.get_executor());
+        const auto deadline = std::chrono::steady_clock::now() + kLogSyncLimit;
+        while (unlogged_ > 0 && std::chrono::steady_clock::now() < deadline) {
+            timer.expires_after(5ms);
+            co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        }
+        Head head(bhttp::status::no_content, req.version());
+        head.keep_alive(req.keep_alive());
+        beast::get_lowest_layer(stream).expires_after(kWriteTimeout);
+        auto [ec, n] = co_await bhttp::async_write(stream, head, net::as_tuple(net::use_awaitable));
+        co_return !ec;
     }
 
     // Writes the reply; false when the connection must not be used again (an injected reset, or a
@@ -669,6 +705,7 @@ class Server {
     RepoStore store_;
     ssl::context& tls_;
     RequestLog log_;
+    std::size_t unlogged_ = 0;  // requests read whose log line is not written yet
     std::string cdnOrigin_;
     RateLimiter limiter_;
     FaultInjector faults_;

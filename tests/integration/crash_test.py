@@ -22,7 +22,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import check, equal, settled_log  # noqa: E402
+from hfwarm_testing import check, equal  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import Warm, api_path, describe, repo_folder, snapshot_files  # noqa: E402
 
@@ -175,7 +175,7 @@ def main():
             reader.stop.set()
             reader.join()
             reader.poll()  # one more look at the finished cache
-            log = settled_log(sim)
+            log = sim.log()
 
         print(f"{len(lives)} kills after {', '.join(f'{t:.2f}' for t in lives)} s; "
               f"{reader.polls} polls saw {reader.links_seen} links")

@@ -25,7 +25,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import (Failure, check, equal, etag_of, settled_log, sha256, write_json,  # noqa: E402
+from hfwarm_testing import (Failure, check, equal, etag_of, sha256, write_json,  # noqa: E402
                             write_text)
 from hubsim_support import Simulator  # noqa: E402
 from daemon_support import (MIB, Daemon, big_repo, connect, describe, many_repo, poll, read_line,  # noqa: E402
@@ -89,10 +89,6 @@ class Case:
         info = self.simulator.get(f"/api/models/{repo}/revision/main")
         equal(info.status, 200, f"simulator listing of {repo}")
         return info.json()["sha"]
-
-    def settled_log_length(self):
-        """The simulator writes a log line after its response: let the test's own requests land."""
-        return len(settled_log(self.simulator, quiet=0.3))
 
     def cleanup(self):
         for daemon in self.daemons:
@@ -206,7 +202,7 @@ class Case:
         poll(lambda: d.entry(d.status(), "test/other")["state"] == "failed", 20, "test/other to fail (optional)")
         commit = self.commit("test/small")
         other_commit = self.commit("test/other")
-        requests = self.settled_log_length()
+        requests = len(self.simulator.log())
 
         for path, data in self.small.items():
             result = d.ctl("lookup", "test/small", path)
@@ -257,7 +253,7 @@ class Case:
         equal(d.ref("test/small"), old, "refs/main after the first warm")
 
         # Nothing changed: a check is one API request and no download.
-        before = self.settled_log_length()
+        before = len(self.simulator.log())
         equal(d.ctl("sync", "test/small").returncode, 0, "hfwarmctl sync test/small")
         poll(lambda: len(sim.log()) > before, 10, "the sync's request")
         time.sleep(1.5)
@@ -276,7 +272,7 @@ class Case:
         check(new != old, "the simulator did not publish a new commit after the fixture change")
         equal(d.entry(d.status(), "test/small")["commit"], old, "commit before sync (refresh is hours away)")
 
-        before = self.settled_log_length()
+        before = len(self.simulator.log())
         result = d.ctl("sync")
         equal(result.returncode, 0, "hfwarmctl sync\n" + describe(result))
         poll(lambda: (lambda e: e["commit"] == new and e["state"] == "ready")(d.entry(d.status(), "test/small")),

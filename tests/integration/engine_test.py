@@ -20,7 +20,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import check, equal, etag_of, run_case, settled_log  # noqa: E402
+from hfwarm_testing import check, equal, etag_of, run_case  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import (CACHEDIR_SIGNATURE, Warm, api_path, cache_escapes, check_repo, describe,  # noqa: E402
                           fixture_files, repo_folder, select, summary_row)
@@ -137,7 +137,7 @@ class Case:
         with self.sim() as sim:
             result = self.warm.run(sim, manifest, cache)
             equal(result.returncode, 0, "exit code with only an optional entry failing\n" + describe(result))
-            log = settled_log(sim)
+            log = sim.log()
             repos = ["Babelscape/wikineural-multilingual-ner", MINILM, "jinaai/jina-embeddings-v2-base-en",
                      "cross-encoder/ms-marco-MiniLM-L-12-v2", GGUF_REPO, "bert-base-uncased", "gpt2",
                      "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "microsoft/phi-2"]
@@ -206,10 +206,10 @@ class Case:
                                               spec.get("includes", []), spec.get("excludes", []))
                     check(selections[repo] and selections[repo] != set(paths), f"a weak selection case for {repo}")
                 cache = self.cache(name)
-                mark = len(settled_log(sim))
+                mark = len(sim.log())
                 result = self.warm.run(sim, self.warm.manifest("\n".join(lines) + "\n", name + ".txt"), cache)
                 equal(result.returncode, 0, f"exit code of the {name} selection run\n" + describe(result))
-                equal(resolved_files(settled_log(sim)[mark:]), selections, f"files requested in the {name} run")
+                equal(resolved_files(sim.log()[mark:]), selections, f"files requested in the {name} run")
                 self.check_repos(sim, cache, selections)
 
     def test_missing_file(self):
@@ -261,7 +261,7 @@ class Case:
         with self.sim("--reset-after", "768K") as sim:
             result = self.warm.run(sim, self.warm.manifest("microsoft/phi-2\ngpt2\n"), cache)
             equal(result.returncode, 0, "exit code with connections cut every 768 KiB\n" + describe(result))
-            log = settled_log(sim)
+            log = sim.log()
             self.check_repos(sim, cache, repos)
         resets = [line for line in cdn_lines(log) if "reset" in line.get("fault", "")]
         check(len(resets) >= 4, f"only {len(resets)} CDN bodies were cut; the test proves nothing")
@@ -278,7 +278,7 @@ class Case:
         with self.sim("--reset-after", "512K") as sim:
             result = self.warm.run(sim, self.warm.manifest("test/big\n"), self.cache(), "--config", config)
             equal(result.returncode, 0, "exit code with the connection cut every 512 KiB\n" + describe(result))
-            log = cdn_lines(settled_log(sim))
+            log = cdn_lines(sim.log())
             self.check_repos(sim, self.cache(), {"test/big": None})
         fetched = sum(line["bytes"] for line in log)
         check(fetched <= 1.1 * len(data), f"fetched {fetched} CDN bytes for a {len(data)}-byte file")
@@ -300,7 +300,7 @@ class Case:
             result = self.warm.run(sim, manifest, self.cache())
             equal(result.returncode, 0, "exit code of the run after kill -9\n" + describe(result))
             self.check_repos(sim, self.cache(), {"test/big": None})
-            log = cdn_lines(settled_log(sim))
+            log = cdn_lines(sim.log())
         check(log, "the second run made no CDN request")
         start = parse_range_start(log[0]["range"])
         check(start is not None and start > 0, f"the second run started from byte {start}, not from the partial file")
@@ -319,14 +319,14 @@ class Case:
             written = self.wait_for_partial(process, blobs, 12 * MIB)
             process.send_signal(signal.SIGKILL)
             process.wait()
-            first = cdn_lines(settled_log(sim))
+            first = cdn_lines(sim.log())
         check(written >= 12 * MIB, f"only {written} bytes were written within 30 s")
 
         with self.sim() as sim:
             result = self.warm.run(sim, manifest, self.cache())
             equal(result.returncode, 0, "exit code of the segmented run after kill -9\n" + describe(result))
             self.check_repos(sim, self.cache(), {"test/big": None})
-            second = cdn_lines(settled_log(sim))
+            second = cdn_lines(sim.log())
         starts = sorted({parse_range_start(line["range"]) for line in first + second if line["range"]})
         check(len(starts) >= 2, f"the file was not fetched as parallel ranges: range starts {starts}")
         check(all(line["range"] and parse_range_start(line["range"]) > 0 for line in second),
@@ -344,7 +344,7 @@ class Case:
             self.check_repos(sim, self.cache(), {"gpt2": None})
         with self.sim("--fail-rate", "1") as sim:
             result = self.warm.run(sim, self.warm.manifest("gpt2\n"), self.cache("failing"), "--config", config)
-            log = settled_log(sim)
+            log = sim.log()
         equal(result.returncode, 1, "exit code when the Hub always answers 503\n" + describe(result))
         row = summary_row(result, "gpt2")
         check(row and "failed" in row and "503" in row, f"the summary row must give the status: {row!r}")
@@ -356,7 +356,7 @@ class Case:
         with self.sim("--corrupt-first", "1") as sim:
             result = self.warm.run(sim, manifest, self.cache())
             equal(result.returncode, 0, "exit code when each file's first download is corrupt\n" + describe(result))
-            corrupted = [line for line in settled_log(sim) if "corrupt" in line.get("fault", "")]
+            corrupted = [line for line in sim.log() if "corrupt" in line.get("fault", "")]
             check(len(corrupted) >= 5, f"only {len(corrupted)} corrupt bodies were sent")
             self.check_repos(sim, self.cache(), repos)
 
@@ -369,7 +369,7 @@ class Case:
         config = self.warm.config({"retry": {"max_attempts": 3, "base_delay": 0.2}})
         with self.sim("--corrupt-rate", "1") as sim:
             result = self.warm.run(sim, self.warm.manifest("test/corrupt\n", "corrupt.txt"), cache, "--config", config)
-            attempts = [line for line in settled_log(sim) if line["listener"] == "cdn"]
+            attempts = [line for line in sim.log() if line["listener"] == "cdn"]
         equal(result.returncode, 1, "exit code when every download is corrupt\n" + describe(result))
         row = summary_row(result, "test/corrupt")
         check(row and "failed" in row and "hash" in row,
@@ -384,7 +384,7 @@ class Case:
         with self.sim("--ignore-range", "--reset-first", "1", "--reset-after", "600K") as sim:
             result = self.warm.run(sim, self.warm.manifest("microsoft/phi-2\ngpt2\n"), self.cache())
             equal(result.returncode, 0, "exit code when resumes get the whole file\n" + describe(result))
-            log = settled_log(sim)
+            log = sim.log()
             self.check_repos(sim, self.cache(), repos)
         ignored = [line for line in cdn_lines(log) if "ignore-range" in line.get("fault", "")]
         check(ignored, "no ranged request was answered with the whole file; the test proves nothing")
@@ -398,7 +398,7 @@ class Case:
         with self.sim("--url-ttl", "1", "--cdn-rate", "512K", "--reset-first", "1", "--reset-after", "1M") as sim:
             result = self.warm.run(sim, self.warm.manifest("gpt2 file:model.safetensors\n"), self.cache())
             equal(result.returncode, 0, "exit code when the signed URL expires mid-file\n" + describe(result))
-            log = [line for line in settled_log(sim) if line["listener"] == "cdn" or line["class"] == "resolvers"]
+            log = [line for line in sim.log() if line["listener"] == "cdn" or line["class"] == "resolvers"]
             self.check_repos(sim, self.cache(), {"gpt2": {"model.safetensors"}})
         trace = [(line["listener"], line["status"], parse_range_start(line["range"])) for line in log]
         cdn = [(status, start) for listener, status, start in trace if listener == "cdn"]
@@ -443,7 +443,7 @@ class Case:
         with self.sim("--token", TOKEN) as sim:
             result = self.warm.run(sim, manifest, self.cache(), "--log-level", "debug", env={"HF_TOKEN": TOKEN})
             equal(result.returncode, 0, "exit code with HF_TOKEN and a gated repo\n" + describe(result))
-            log = settled_log(sim)
+            log = sim.log()
             self.check_repos(sim, self.cache(), {"gpt2": None, GATED: None})
         check(TOKEN not in result.stdout and TOKEN not in result.stderr, "the token appears in hfwarmd's output")
         check(TOKEN[8:24] not in result.stdout + result.stderr, "part of the token appears in hfwarmd's output")
@@ -475,7 +475,7 @@ class Case:
         manifest = self.warm.manifest(f"{GATED}\n")
         with self.sim("--token", TOKEN) as sim:
             result = self.warm.run(sim, manifest, self.cache())
-            log = settled_log(sim)
+            log = sim.log()
         equal(result.returncode, 1, "exit code for a gated repo without a token\n" + describe(result))
         row = summary_row(result, GATED)
         check(row and "failed" in row and "gated" in row and "HF_TOKEN" in row,
@@ -493,11 +493,11 @@ class Case:
         with self.sim() as sim:
             first = self.warm.run(sim, manifest, self.cache())
             equal(first.returncode, 0, "exit code of the first run\n" + describe(first))
-            mark = len(settled_log(sim))
+            mark = len(sim.log())
             before = blob_stats(self.cache())
             second = self.warm.run(sim, manifest, self.cache())
             equal(second.returncode, 0, "exit code of the run on a warm cache\n" + describe(second))
-            log = settled_log(sim)[mark:]
+            log = sim.log()[mark:]
             self.check_repos(sim, self.cache(), {"gpt2": None, MINILM: None, GGUF_REPO: {GGUF_FILE},
                                                  "datasets/hubsim/tiny-dataset": None})
         equal(blob_stats(self.cache()), before, "blobs (inode, size, mtime) after the run on a warm cache")
@@ -511,11 +511,11 @@ class Case:
         with self.sim() as sim:
             first = self.warm.run(sim, manifest, self.cache())
             equal(first.returncode, 0, "exit code of the online run\n" + describe(first))
-            mark = len(settled_log(sim))
+            mark = len(sim.log())
             warm = self.warm.run(None, manifest, self.cache(), "--offline")
             empty = self.warm.run(None, manifest, self.cache("empty"), "--offline")
             env_offline = self.warm.run(sim, manifest, self.cache(), env={"HF_HUB_OFFLINE": "1"})
-            equal(len(settled_log(sim)), mark, "requests that reached the simulator in offline runs")
+            equal(len(sim.log()), mark, "requests that reached the simulator in offline runs")
         equal(warm.returncode, 0, "exit code of --offline on a warm cache\n" + describe(warm))
         for repo in ("gpt2", GGUF_REPO):
             row = summary_row(warm, repo)
@@ -529,7 +529,7 @@ class Case:
         manifest = self.warm.manifest("gpt2\n# a comment\n\n  microsoft/phi-2 inclde:*.json\n")
         with self.sim() as sim:
             result = self.warm.run(sim, manifest, self.cache())
-            requests = settled_log(sim) if os.path.exists(sim.log_file) else []
+            requests = sim.log() if os.path.exists(sim.log_file) else []
         equal(result.returncode, 2, "exit code for a bad manifest\n" + describe(result))
         check(f"{manifest}:4:19" in result.stderr,
               f"stderr must give file:line:col ({manifest}:4:19)\n" + describe(result))
@@ -547,7 +547,7 @@ class Case:
         with self.sim("--resolver-quota", "20", "--window", str(int(window))) as sim:
             result = self.warm.run(sim, self.warm.manifest("test/many-files\n"), self.cache())
             equal(result.returncode, 0, "exit code under a resolver quota of 20 per 3 s\n" + describe(result))
-            log = [line for line in settled_log(sim) if line["class"] == "resolvers"]
+            log = [line for line in sim.log() if line["class"] == "resolvers"]
             self.check_repos(sim, self.cache(), {"test/many-files": None})
         check(len(log) >= 40, f"only {len(log)} resolver requests for 40 files")
         # Rebuild the simulator's fixed windows: each starts at the first request after the last ended.

@@ -18,7 +18,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import check, equal, hash_matches_name, run_case, settled_log  # noqa: E402
+from hfwarm_testing import check, equal, hash_matches_name, run_case  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import (Warm, api_path, check_repo, describe, fixture_files, repo_folder, select,  # noqa: E402
                           summary_row)
@@ -104,7 +104,7 @@ class Case:
             for _ in range(12):
                 sim.get("/api/models/gpt2/revision/main")
             result = self.warm.run(sim, self.warm.manifest(manifest_text(DEMO)), cache, "--config", config, timeout=80)
-            log = settled_log(sim)
+            log = sim.log()
             equal(result.returncode, 0, "exit code under every fault at once\n" + describe(result))
         with self.sim() as clean:  # the faulty one would answer the test's own listings with faults
             self.check_ready(clean, cache, DEMO)

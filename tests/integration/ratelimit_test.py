@@ -17,7 +17,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import check, equal, run_case, settled_log  # noqa: E402
+from hfwarm_testing import check, equal, run_case  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import Warm, check_repo, describe, fixture_files  # noqa: E402
 
@@ -105,7 +105,7 @@ class Case:
             result, elapsed = self.timed_run(sim, self.warm.manifest("".join(r + "\n" for r in repos)))
             equal(result.returncode, 0, f"exit code under a resolver quota of {quota} per {window} s\n"
                   + describe(result))
-            log = self.anonymous(settled_log(sim), "resolvers")
+            log = self.anonymous(sim.log(), "resolvers")
             self.check_repos(sim, {repo: None for repo in repos})
         check(len(log) >= files, f"only {len(log)} resolver requests for {files} files")
         refused = refusals_per_window(log, window)
@@ -123,7 +123,7 @@ class Case:
             # local simulator, which the log below confirms, so nothing is subtracted.
             result, elapsed = self.timed_run(sim, self.warm.manifest(repo + "\n"), "--bandwidth", "4M")
             equal(result.returncode, 0, "exit code with --bandwidth 4M\n" + describe(result))
-            log = settled_log(sim)
+            log = sim.log()
             self.check_repos(sim, {repo: None})
         cdn = [line for line in log if line["listener"] == "cdn"]
         check(cdn, "no request reached the CDN")
@@ -144,10 +144,10 @@ class Case:
             # Another client behind the same address (no token) spends the whole resolver budget first.
             for _ in range(quota):
                 equal(sim.head(f"/{repo}/resolve/main/config.json").status, 200, "status while spending")
-            spent = len(settled_log(sim, quiet=0.2))
+            spent = len(sim.log())
             result = self.warm.run(sim, self.warm.manifest(repo + "\n"), self.cache)
             equal(result.returncode, 0, "exit code after a spent resolver budget\n" + describe(result))
-            log = settled_log(sim)
+            log = sim.log()
             self.check_repos(sim, {repo: None})
         spending = log_time(log[spent - 1]) - log_time(log[0])
         check(spending < window / 2, f"spending the budget took {spending:.2f} s of the {window} s window")
@@ -187,7 +187,7 @@ class Case:
             result, elapsed = self.timed_run(sim, manifest)
             equal(result.returncode, 0, f"exit code under an api quota of {quota} per {window} s\n"
                   + describe(result))
-            log = self.anonymous(settled_log(sim), "api")
+            log = self.anonymous(sim.log(), "api")
             self.check_repos(sim, {repo: {"config.json"} for repo in repos})
         check(len(log) >= len(repos), f"only {len(log)} listings for {len(repos)} repos")
         refused = refusals_per_window(log, window)

@@ -23,7 +23,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import check, equal, run_case, settled_log  # noqa: E402
+from hfwarm_testing import check, equal, run_case  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from ratelimit_test import refusals_per_window  # noqa: E402
 from warm_support import Warm, check_repo, fixture_files  # noqa: E402
@@ -141,7 +141,7 @@ class Case:
             started = time.monotonic()
             results = self.runners(sim, redis.url, count)
             elapsed = time.monotonic() - started
-            log = [line for line in settled_log(sim) if line["class"] == "resolvers" and not line["auth"]]
+            log = [line for line in sim.log() if line["class"] == "resolvers" and not line["auth"]]
             self.check_caches(sim, results)
         for _, output, _ in results:
             check("sharing the rate limits through redis" in output, "no word of the shared budget:\n" + output)
@@ -160,7 +160,7 @@ class Case:
         with Redis(self.tmp, "--requirepass", password) as redis, \
                 self.sim("--resolver-quota", "0", "--api-quota", "0") as sim:
             results = self.runners(sim, f"redis://:{password}@127.0.0.1:{redis.port}/2", 1)
-            log = [line for line in settled_log(sim) if line["class"] == "resolvers" and not line["auth"]]
+            log = [line for line in sim.log() if line["class"] == "resolvers" and not line["auth"]]
             self.check_caches(sim, results)
             cli = ["redis-cli", "-p", str(redis.port), "-a", password, "--no-auth-warning", "-n", "2"]
             keys = subprocess.run(cli + ["--scan", "--pattern", "hfwarm:*"], capture_output=True, text=True,

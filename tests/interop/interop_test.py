@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", "support"))
 sys.path.insert(0, INTEROP_DIR)
 import offline_lookup as lookup  # noqa: E402
-from hfwarm_testing import check, equal, run_case, settled_log  # noqa: E402
+from hfwarm_testing import check, equal, run_case  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import Warm, api_path, describe, repo_folder, select, snapshot_files  # noqa: E402
 
@@ -194,14 +194,14 @@ class Case:
         with self.sim() as sim:
             entries = self.warm_cache(sim, self.demo_manifest())
             before = tree_state(self.cache)
-            mark = len(settled_log(sim))
+            mark = len(sim.log())
             calls = []
             for entry in entries:
                 for path in sorted(entry.selected):
                     calls.append(["downloadFileToCacheDir", {"repo": entry.repo, "path": path, "revision": entry.commit,
                                                              "hubUrl": sim.hub, "cacheDir": self.cache}])
             results = self.node(sim, calls)
-            after_files = settled_log(sim)[mark:]
+            after_files = sim.log()[mark:]
             equal([line["target"] for line in after_files], [],
                   "requests of downloadFileToCacheDir(revision=<sha>) on a warm cache")
             expected = [os.path.join(self.cache, repo_folder(c[1]["repo"]), "snapshots", c[1]["revision"],
@@ -210,10 +210,10 @@ class Case:
 
             whole = [e for e in entries if not e.selective()]
             check(whole, "no manifest line selects a whole repo")
-            mark = len(settled_log(sim))
+            mark = len(sim.log())
             results = self.node(sim, [["snapshotDownload", {"repo": e.repo, "revision": e.commit, "hubUrl": sim.hub,
                                                             "cacheDir": self.cache}] for e in whole])
-            log = settled_log(sim)[mark:]
+            log = sim.log()[mark:]
         equal(results, [os.path.join(self.cache, e.folder, "snapshots", e.commit) for e in whole],
               "snapshot folders returned by snapshotDownload(revision=<sha>)")
         equal([line["target"] for line in log if line["class"] != "api"], [],

@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 LFS_THRESHOLD = 64 * 1024  # the simulator's default --lfs-threshold
 
@@ -77,20 +76,6 @@ def write_text(path, text):
 def write_json(path, value):
     """Writes `value` as JSON (a hfwarmd config file, say) to `path`; returns the path."""
     return write_text(path, json.dumps(value))
-
-
-def settled_log(sim, quiet=0.5, limit=10):
-    """The simulator's request log once no line was added for `quiet` seconds: it writes a line after
-    the last byte of a response, which can be a moment after the client has read it and exited."""
-    lines = sim.log()
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        again = sim.log()
-        if len(again) == len(lines):
-            break
-        lines = again
-    return lines
 
 
 def clean_env(tmp, **extra):
