@@ -28,6 +28,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <list>
 #include <map>
 #include <random>
 #include <set>
@@ -61,8 +62,16 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::milliseconds kLockPoll{200};
 // Threads that fsync and rename finished blobs: several, so that the flushes of small files overlap.
 constexpr std::size_t kSyncThreads = 4;
-// Parallel spans are at least this large: below it one connection is as fast.
-constexpr std::uint64_t kMinSegment = 16ull << 20;
+// The pieces of a parallel download are 4-64 MiB: below, a request's round trip costs too much
+// of its transfer; above, one piece keeps its connection busy while the others idle.
+constexpr std::uint64_t kMinPiece = 4ull << 20;
+constexpr std::uint64_t kMaxPiece = 64ull << 20;
+// A parallel download starts with kMinConnections; the tuner measures rates over windows of at
+// least kTuneWindow and keeps added connections that bring kGainShare of their share of speed.
+constexpr std::size_t kMinConnections = 2;
+constexpr std::chrono::milliseconds kTuneWindow{250};
+constexpr std::chrono::milliseconds kTunePoll{20};
+constexpr double kGainShare = 0.5;
 // How far the saved progress of a parallel download may trail the bytes written.
 constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
@@ -211,6 +220,20 @@ std::shared_ptr<util::Hasher> makeHasher(std::string_view etag, std::uint64_t si
     return hasher;
 }
 
+// Writes all of [data, data + size) at `offset`; 0 or the errno of the failed write.
+int writeAt(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+    std::size_t written = 0;
+    while (written < size) {
+        ssize_t n = ::pwrite(fd, data + written, size - written, static_cast<off_t>(offset + written));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    return 0;
+}
+
 std::string errnoText(int error) {
     return std::strerror(error);
 }
@@ -252,6 +275,7 @@ struct Engine::Impl {
         std::uint64_t pos = 0;
         std::shared_ptr<util::Hasher> hasher;  // whole-file transfers only
         bool rangeIgnored = false;             // a segment got 200 or another range: fall back
+        bool claimed = false;                  // a connection of a parallel download fetches it
     };
 
     // Receives the body of one resolver GET into the .incomplete file.
@@ -291,23 +315,15 @@ struct Engine::Impl {
                 co_return makeError("the server sent more than the " + std::to_string(job_.size) +
                                     " bytes the listing announced for " + job_.path);
             }
-            std::size_t written = 0;
-            while (written < size) {
-                ssize_t n =
-                    ::pwrite(fd_, data + written, size - written, static_cast<off_t>(span_.pos + written));
-                if (n < 0) {
-                    if (errno == EINTR) continue;
-                    writeError_ = true;
-                    const int error = errno;
-                    const std::uint64_t missing = job_.size - span_.pos;
-                    co_return makeError("cannot write " + job_.incomplete.string() + " (" + errnoText(error) +
-                                        "): " + std::to_string(missing) + " more bytes (" +
-                                        util::humanBytes(missing) + ") of " + job_.path +
-                                        " are needed there; free some space or choose another --cache-dir");
-                }
-                written += static_cast<std::size_t>(n);
+            if (const int error = writeAt(fd_, data, size, span_.pos); error != 0) {
+                writeError_ = true;
+                const std::uint64_t missing = job_.size - span_.pos;
+                co_return makeError("cannot write " + job_.incomplete.string() + " (" + errnoText(error) +
+                                    "): " + std::to_string(missing) + " more bytes (" +
+                                    util::humanBytes(missing) + ") of " + job_.path +
+                                    " are needed there; free some space or choose another --cache-dir");
             }
-            if (span_.hasher) span_.hasher->update(data, size);
+            if (span_.hasher) span_.hasher->update(data, size);  // a whole-file stream hashes as it goes
             span_.pos += size;
             run_.progress.bytesDone += size;
             impl_.counters.bytesFetched += size;
@@ -426,9 +442,11 @@ struct Engine::Impl {
     // CDN), resuming with Range after every interruption: backoff on network errors, timeouts and
     // 5xx; at once after an expired signed URL (403 from the CDN: resolve again, keep the bytes);
     // waits out 429s with the limiter. A segment whose server ignores Range returns with
-    // span.rangeIgnored set.
+    // span.rangeIgnored set. `directUrl`, when given, keeps the URL the resolver redirected to (a
+    // signed CDN URL): later requests go there without spending a resolver request, until it
+    // expires (403) and the file is resolved again.
     net::awaitable<Result<void>> transferSpan(Run& run, const FileJob& job, const std::string& url, int fd,
-                                              Span& span) {
+                                              Span& span, std::string* directUrl = nullptr) {
         const auto& repo = run.progress.entry.repo;
         unsigned attempts = 0;
         unsigned limited = 0;
@@ -437,7 +455,8 @@ struct Engine::Impl {
             // retry budget: only attempts in a row without a new byte count.
             const std::uint64_t startedAt = span.pos;
             http::Request request;
-            request.url = url;
+            const bool direct = directUrl != nullptr && !directUrl->empty();
+            request.url = direct ? *directUrl : url;
             if (span.pos > 0 || span.end < job.size) {
                 std::string range = "bytes=" + std::to_string(span.pos) + "-";
                 if (span.end < job.size) range += std::to_string(span.end - 1);
@@ -445,6 +464,9 @@ struct Engine::Impl {
             }
             BlobSink sink(*this, run, job, fd, span);
             auto result = co_await client.stream(request, {http::RedirectPolicy::All, {}, {}}, sink);
+            if (directUrl != nullptr && !direct && sink.response() && sink.response()->crossedHost &&
+                sink.response()->status == 206)
+                *directUrl = sink.response()->finalUrl;
             if (result) {
                 if (span.pos < span.end && !span.hasher) {
                     // A segment's body ended early without an error: ask for the rest.
@@ -458,9 +480,10 @@ struct Engine::Impl {
             bool immediate = false;
             if (sink.httpStatus() != 0 && sink.response()) {
                 const auto& response = *sink.response();
-                if (response.status == 403 && response.crossedHost) {
+                if (response.status == 403 && (response.crossedHost || direct)) {
                     reason = "the download link expired";
                     retry = immediate = true;
+                    if (directUrl != nullptr) directUrl->clear();
                 } else if (response.status == 416) {
                     if (!span.hasher) {
                         span.rangeIgnored = true;
@@ -517,7 +540,7 @@ struct Engine::Impl {
     }
 
     struct SegmentState {
-        std::vector<Span> spans;
+        std::list<Span> spans;  // a list: pieces are cut while connections hold pointers to others
         std::uint64_t size = 0;
     };
 
@@ -571,10 +594,14 @@ struct Engine::Impl {
 
     // Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
     // life of a temporary with a destructor (a shared_ptr copy) inside a co_await expression too early.
-    net::awaitable<bool> hashRange(int fd, util::Hasher* hasher, std::uint64_t from, std::uint64_t to) {
+    // With `writeBack`, the kernel starts writing the hashed range to disk right away, so that the
+    // fsync before publishing finds little left: the page cache would otherwise hold gigabytes of
+    // dirty pages until then (below vm.dirty_background_ratio nothing is written).
+    net::awaitable<bool> hashRange(int fd, util::Hasher* hasher, std::uint64_t from, std::uint64_t to,
+                                   bool writeBack = false) {
         co_return co_await net::co_spawn(
             hashPool.get_executor(),
-            [fd, hasher, from, to]() -> net::awaitable<bool> {
+            [fd, hasher, from, to, writeBack]() -> net::awaitable<bool> {
                 std::vector<char> buffer(1 << 20);
                 std::uint64_t offset = from;
                 while (offset < to) {
@@ -585,6 +612,10 @@ struct Engine::Impl {
                     hasher->update(buffer.data(), static_cast<std::size_t>(n));
                     offset += static_cast<std::uint64_t>(n);
                 }
+                // Only a hint: an error shows again in the fsync that publishes the blob.
+                if (writeBack)
+                    ::sync_file_range(fd, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                                      SYNC_FILE_RANGE_WRITE);
                 co_return true;
             },
             net::use_awaitable);
@@ -596,12 +627,149 @@ struct Engine::Impl {
         std::string mismatch;  // Corrupt: what the bytes hashed to instead
     };
 
+    // What the workers of one parallel download share.
+    struct Pieces {
+        SegmentState state;
+        std::string directUrl;  // the resolved (signed CDN) URL, reused for every piece
+        std::vector<std::string> errors;
+        bool unsupported = false;  // the server ignores Range: fall back to one stream
+        std::size_t active = 0;    // workers still running
+        std::vector<bool> stop;    // per worker: take no new piece (the tuner sets it)
+
+        bool finished() const { return active == 0; }
+        std::uint64_t bytes() const {
+            std::uint64_t sum = 0;
+            for (const auto& span : state.spans) sum += span.pos - span.begin;
+            return sum;
+        }
+
+        // The first piece nobody has finished or claimed, lowest offset first, so that the finished
+        // bytes grow from the front and the hash can follow them while the download runs. Pieces are
+        // cut as they are taken, guided as OpenMP schedules loops: a share of what nobody has taken
+        // yet, 1 / (2 x connections), within [kMinPiece, kMaxPiece]. Early pieces are large, so
+        // requests stay few; the last ones are small, so the connections finish together and the
+        // hash has little left to read at the end.
+        Span* claim() {
+            if (unsupported || !errors.empty()) return nullptr;
+            std::uint64_t untaken = 0;
+            for (const auto& span : state.spans)
+                if (!span.claimed) untaken += span.end - span.pos;
+            for (auto it = state.spans.begin(); it != state.spans.end(); ++it) {
+                Span& span = *it;
+                if (span.claimed || span.pos >= span.end) continue;
+                const std::uint64_t step = std::clamp<std::uint64_t>(
+                    untaken / (2 * std::max<std::size_t>(active, 1)), kMinPiece, kMaxPiece);
+                if (span.pos == span.begin && span.end - span.begin >= step + step / 2) {
+                    Span rest;
+                    rest.begin = rest.pos = span.begin + step;
+                    rest.end = span.end;
+                    span.end = rest.begin;
+                    state.spans.insert(std::next(it), std::move(rest));
+                }
+                span.claimed = true;
+                return &span;
+            }
+            return nullptr;
+        }
+        // The end of the bytes [0, prefix) that are all on disk.
+        std::uint64_t contiguous() const {
+            std::uint64_t prefix = 0;
+            for (const auto& span : state.spans) {
+                prefix = span.pos;
+                if (span.pos < span.end) break;
+            }
+            return prefix;
+        }
+    };
+
+    // One connection of a parallel download: fetches pieces in order until none is left, or until
+    // the tuner stops it.
+    net::awaitable<void> pieceWorker(Run& run, const FileJob& job, const std::string& url, int fd,
+                                     Pieces* pieces, std::size_t index) {
+        while (!pieces->stop[index]) {
+            Span* span = pieces->claim();
+            if (span == nullptr) break;
+            auto result = co_await transferSpan(run, job, url, fd, *span, &pieces->directUrl);
+            if (span->rangeIgnored) {
+                pieces->unsupported = true;
+            } else if (!result) {
+                pieces->errors.push_back(result.error().message);
+            }
+            span->claimed = false;
+        }
+    }
+
+    // Starts worker `index` of a parallel download.
+    void startWorker(Run& run, const FileJob& job, const std::string& url, int fd, Pieces* pieces,
+                     WaitGroup* group, std::size_t index) {
+        ++pieces->active;
+        group->add();
+        net::co_spawn(executor, pieceWorker(run, job, url, fd, pieces, index),
+                      [pieces, group, index](std::exception_ptr e) {
+                          if (e) pieces->errors.push_back("a download connection stopped unexpectedly");
+                          --pieces->active;
+                          group->done();
+                      });
+    }
+
+    // The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
+    static net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window) {
+        const auto started = Clock::now();
+        const auto before = static_cast<double>(pieces->bytes());
+        while (Clock::now() - started < window) {
+            if (pieces->finished()) co_return std::nullopt;
+            co_await sleepFor(kTunePoll);
+        }
+        const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        co_return (static_cast<double>(pieces->bytes()) - before) / seconds;
+    }
+
+    // Adds connections to a parallel download while they bring speed. Where a CDN caps each
+    // connection (the reason for parallel ranges), twice the connections bring about twice the
+    // rate; where the link, the disk or the CPU is the limit, more connections bring only their
+    // cost. Starts with kMinConnections and doubles while the rate grows by at least kGainShare of
+    // the share added; connections added in vain finish their piece and stop.
+    net::awaitable<void> tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
+                                     Pieces* pieces, WaitGroup* group, std::size_t count, std::size_t most) {
+        // Until the first bytes the rate says nothing; the window grows with the round trip, so that
+        // connections in TCP slow start are not judged too soon.
+        const auto started = Clock::now();
+        const std::uint64_t initial = pieces->bytes();
+        while (pieces->bytes() == initial) {
+            if (pieces->finished()) co_return;
+            co_await sleepFor(kTunePoll);
+        }
+        const auto window = std::max<Clock::duration>(kTuneWindow, 3 * (Clock::now() - started));
+        while (count < most) {
+            auto before = co_await measureRate(pieces, window);
+            if (!before) co_return;
+            const std::size_t add = std::min(count, most - count);
+            for (std::size_t i = count; i < count + add; ++i)
+                startWorker(run, job, url, fd, pieces, group, i);
+            auto after = co_await measureRate(pieces, window);
+            if (!after) co_return;
+            const double wanted =
+                *before * (1 + kGainShare * static_cast<double>(add) / static_cast<double>(count));
+            log->debug("connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} kept={}",
+                       job.path, count, count + add, *before, *after, *after >= wanted);
+            if (*after < wanted) {
+                for (std::size_t i = count; i < count + add; ++i) pieces->stop[i] = true;
+                co_return;
+            }
+            count += add;
+        }
+    }
+
     // A large file on several connections at once (as aria2 -x and hf_transfer do): the preallocated
-    // .incomplete file is split into spans fetched in parallel, each resumable after a crash (their
-    // progress is saved beside the lock), while the hash follows the contiguous prefix on the pool,
-    // reading back bytes still in the page cache instead of a second pass at the end.
+    // .incomplete file is cut into pieces that up to `segments` connections take in order (the
+    // tuner decides how many), each piece
+    // resumable after a crash (their progress is saved beside the lock). The file is resolved once;
+    // the pieces go straight to the signed URL it redirected to, until that expires. Because pieces
+    // are taken from the front, the hash follows the contiguous prefix on the pool while the
+    // download runs, reading back bytes still in the page cache.
     net::awaitable<Result<Segmented>> fetchSegmented(Run& run, const FileJob& job, const std::string& url,
                                                      int fd, const std::filesystem::path& stateFile) {
+        Pieces pieces;
         auto loaded = loadSegments(stateFile, job.size);
         struct stat st {};
         ::fstat(fd, &st);
@@ -617,83 +785,54 @@ struct Engine::Impl {
             }
             SegmentState fresh;
             fresh.size = job.size;
-            std::uint64_t count = std::min<std::uint64_t>(options.segments, job.size / kMinSegment);
-            count = std::max<std::uint64_t>(count, 1);
-            std::uint64_t step = job.size / count;
-            for (std::uint64_t i = 0; i < count; ++i) {
-                Span span;
-                span.begin = i * step;
-                span.end = i + 1 == count ? job.size : (i + 1) * step;
-                span.pos = span.begin;
-                fresh.spans.push_back(std::move(span));
-            }
+            Span whole;  // cut into pieces as connections take them
+            whole.end = job.size;
+            fresh.spans.push_back(std::move(whole));
             loaded = std::move(fresh);
             saveSegments(stateFile, *loaded);
         } else {
             std::uint64_t have = 0;
             for (const auto& span : loaded->spans) have += span.pos - span.begin;
-            log->info("resuming path={} segments={} have={}", job.path, loaded->spans.size(), have);
+            log->info("resuming path={} pieces={} have={}", job.path, loaded->spans.size(), have);
         }
-        SegmentState& state = *loaded;
-        for (const auto& span : state.spans) run.progress.bytesDone += span.pos - span.begin;
+        pieces.state = std::move(*loaded);
+        for (const auto& span : pieces.state.spans) run.progress.bytesDone += span.pos - span.begin;
 
         auto hasher = makeHasher(job.etag, job.size);
         std::uint64_t hashed = 0;
         bool hashFailed = false;
-        std::size_t active = state.spans.size();
-        std::vector<std::string> errors;
-        bool unsupported = false;
-
-        auto contiguous = [&state]() {
-            std::uint64_t prefix = 0;
-            for (const auto& span : state.spans) {
-                prefix = span.pos;
-                if (span.pos < span.end) break;
-            }
-            return prefix;
-        };
+        const std::size_t workers =
+            std::max<std::size_t>(1, std::min<std::uint64_t>(options.segments, job.size / kMinPiece));
 
         WaitGroup group(executor);
         auto saveTimer = Clock::now();
-        for (auto& span : state.spans) {
+        pieces.stop.assign(workers, false);
+        const std::size_t first = std::min(kMinConnections, workers);
+        for (std::size_t i = 0; i < first; ++i) startWorker(run, job, url, fd, &pieces, &group, i);
+        if (first < workers) {
             group.add();
-            net::co_spawn(
-                executor,
-                [&, spanPtr = &span]() -> net::awaitable<void> {
-                    auto result = co_await transferSpan(run, job, url, fd, *spanPtr);
-                    if (spanPtr->rangeIgnored)
-                        unsupported = true;
-                    else if (!result)
-                        errors.push_back(result.error().message);
-                    --active;
-                },
-                [&](std::exception_ptr e) {
-                    if (e) {
-                        --active;
-                        errors.push_back("a download segment stopped unexpectedly");
-                    }
-                    group.done();
-                });
+            net::co_spawn(executor, tuneWorkers(run, job, url, fd, &pieces, &group, first, workers),
+                          [&group](std::exception_ptr) { group.done(); });
         }
         group.add();
         net::co_spawn(
             executor,
             [&]() -> net::awaitable<void> {
                 while (hashed < job.size && !hashFailed) {
-                    // The spans' progress trails their writes by at most kSaveInterval, so a process
+                    // The pieces' progress trails their writes by at most kSaveInterval, so a process
                     // killed at any instant resumes close to where it stopped.
                     if (Clock::now() - saveTimer > kSaveInterval) {
-                        saveSegments(stateFile, state);
+                        saveSegments(stateFile, pieces.state);
                         saveTimer = Clock::now();
                     }
-                    std::uint64_t frontier = contiguous();
+                    std::uint64_t frontier = pieces.contiguous();
                     if (frontier > hashed) {
                         std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
-                        if (!co_await hashRange(fd, hasher.get(), hashed, upTo)) hashFailed = true;
+                        if (!co_await hashRange(fd, hasher.get(), hashed, upTo, true)) hashFailed = true;
                         hashed = upTo;
                         continue;
                     }
-                    if (active == 0) break;
+                    if (pieces.finished()) break;
                     co_await sleepFor(std::chrono::milliseconds(20));
                 }
             },
@@ -702,18 +841,19 @@ struct Engine::Impl {
                 group.done();
             });
         co_await group.wait();
-        saveSegments(stateFile, state);
+        saveSegments(stateFile, pieces.state);
 
-        if (unsupported) {
+        const auto& spans = pieces.state.spans;
+        if (pieces.unsupported) {
             std::error_code ec;
             std::filesystem::remove(stateFile, ec);
-            for (const auto& span : state.spans)
+            for (const auto& span : spans)
                 run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
             if (auto reset = truncate(fd, job); !reset) co_return reset.error();
             log->info("range requests not supported path={}; one connection instead", job.path);
             co_return Segmented{SegmentOutcome::Unsupported, {}};
         }
-        if (!errors.empty()) co_return makeError(errors.front());
+        if (!pieces.errors.empty()) co_return makeError(pieces.errors.front());
         if (hashFailed) co_return makeError("cannot read back the downloaded bytes of " + job.path);
 
         std::error_code ec;
@@ -721,7 +861,7 @@ struct Engine::Impl {
         std::string digest = hasher->finishHex();
         if (digest != job.etag) {
             counters.hashMismatches += 1;
-            for (const auto& span : state.spans)
+            for (const auto& span : spans)
                 run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
             if (auto reset = truncate(fd, job); !reset) co_return reset.error();
             co_return Segmented{SegmentOutcome::Corrupt, "the downloaded bytes of " + job.path + " hash to " +

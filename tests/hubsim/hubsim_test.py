@@ -343,8 +343,10 @@ class Case:
             log = sim.log()
             equal(len(log), 5, "one line per request")
             for line in log:
-                for key in ("time", "method", "target", "listener", "class", "status", "bytes", "range", "auth"):
+                for key in ("time", "method", "target", "listener", "connection", "class", "status", "bytes", "range",
+                            "auth"):
                     check(key in line, f"log line without {key}: {line}")
+            equal([l["connection"] for l in log], [1, 2, 3, 4, 5], "connection numbers (one connection per request)")
             equal([l["class"] for l in log], ["api", "resolvers", "resolvers", "cdn", "other"], "classes")
             equal([l["listener"] for l in log], ["hub", "hub", "hub", "cdn", "hub"], "listeners")
             equal(log[1]["range"], "bytes=0-9", "range")

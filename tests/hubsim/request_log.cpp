@@ -39,6 +39,7 @@ void RequestLog::write(const LogRecord& record) {
         {"method", record.method},
         {"target", record.target},
         {"listener", record.listener},
+        {"connection", record.connection},
         {"class", record.requestClass},
         {"status", record.status},
         {"bytes", record.bytes},

@@ -15,6 +15,7 @@ struct LogRecord {
     std::string method;
     std::string target;
     const char* listener = "hub";  // "hub" or "cdn"
+    std::uint64_t connection = 0;  // the connection's number, counted from 1 across both listeners
     const char* requestClass = "other";
     unsigned status = 0;
     std::uint64_t bytes = 0;  // body bytes sent

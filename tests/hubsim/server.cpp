@@ -230,6 +230,7 @@ class Server {
     }
 
     net::awaitable<void> session(tcp::socket socket, bool cdn) {
+        const std::uint64_t connection = ++connections_;
         boost::system::error_code ec;
         socket.set_option(tcp::no_delay(true), ec);
         const std::string address = socket.remote_endpoint(ec).address().to_string();
@@ -260,6 +261,7 @@ class Server {
             record.method = std::string(req.method_string());
             record.target = std::string(req.target());
             record.listener = cdn ? "cdn" : "hub";
+            record.connection = connection;
             record.auth = req.count(bhttp::field::authorization) > 0;
             if (req.count(bhttp::field::range) > 0) record.range = std::string(req[bhttp::field::range]);
             Reply reply = cdn ? handleCdn(req, record) : handleHub(req, address, record);
@@ -706,6 +708,7 @@ class Server {
     ssl::context& tls_;
     RequestLog log_;
     std::size_t unlogged_ = 0;  // requests read whose log line is not written yet
+    std::uint64_t connections_ = 0;  // accepted so far
     std::string cdnOrigin_;
     RateLimiter limiter_;
     FaultInjector faults_;

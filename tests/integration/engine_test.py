@@ -40,6 +40,12 @@ def parse_range_start(header):
     return int(header.split("=", 1)[1].split("-", 1)[0])
 
 
+def piece_bounds(header, size):
+    """`bytes=A-B` -> (A, B + 1); `bytes=A-` -> (A, size)."""
+    first, last = header.split("=", 1)[1].split("-", 1)
+    return int(first), int(last) + 1 if last else size
+
+
 def cdn_lines(log):
     return [line for line in log if line["listener"] == "cdn"]
 
@@ -334,6 +340,54 @@ class Case:
         fetched = sum(line["bytes"] for line in second)
         check(fetched <= len(data) - 4 * MIB, f"the second run fetched {fetched} of {len(data)} bytes")
         check(not [n for n in os.listdir(blobs) if n.endswith(".incomplete")], "an .incomplete file is left")
+
+    def test_segmented_pieces(self):
+        """A 40 MiB file on 2 connections is cut into pieces taken in order, large first and 4 MiB at
+        the end; the file is resolved once per connection and later pieces go straight to the signed
+        CDN URL. When that URL has expired (1 s lifetime) a piece gets a 403, the file is resolved
+        again, and every piece still arrives whole."""
+        size = 40 * MIB
+        self.big_repo(size)
+        config = self.warm.config({"segments": 2, "segment_min_size": 16 * MIB})
+        manifest = self.warm.manifest("test/big file:weights.bin\n")
+        for name, ttl in (("lasting", "3600"), ("expiring", "1")):
+            cache = os.path.join(self.tmp, f"cache-{name}")
+            with self.sim("--cdn-rate", "8M", "--url-ttl", ttl) as sim:
+                result = self.warm.run(sim, manifest, cache, "--config", config)
+                equal(result.returncode, 0, f"exit code of the {name} run\n" + describe(result))
+                self.check_repos(sim, cache, {"test/big": {"weights.bin"}})
+                log = [line for line in sim.log() if "weights.bin" in line["target"] or line["listener"] == "cdn"]
+            trace = [(line["listener"], line["status"], line["range"]) for line in log]
+            pieces = sorted({piece_bounds(r, size) for listener, status, r in trace if listener == "cdn" and status == 206})
+            check(len(pieces) > 2, f"{name}: the file was not cut into more pieces than connections: {pieces}")
+            check(all(a[1] == b[0] for a, b in zip(pieces, pieces[1:])) and pieces[0][0] == 0 and pieces[-1][1] == size,
+                  f"{name}: the pieces do not cover the file once, in order: {pieces}")
+            check(pieces[0][1] - pieces[0][0] > 4 * MIB and pieces[-1][1] - pieces[-1][0] <= 6 * MIB,
+                  f"{name}: the pieces do not shrink towards the end: {pieces}")
+            fetched = sum(line["bytes"] for line in log if line["listener"] == "cdn")
+            check(fetched <= size + MIB, f"the {name} run fetched {fetched} CDN bytes for a {size}-byte file")
+            resolves = [t for t in trace if t[0] == "hub"]
+            if name == "lasting":
+                equal(len(resolves), 2, f"resolver requests for {len(pieces)} pieces on 2 connections: {trace}")
+                equal(len([t for t in trace if t[0] == "cdn"]), len(pieces), f"CDN requests, one per piece: {trace}")
+            else:
+                expired = [i for i, t in enumerate(trace) if t[0] == "cdn" and t[1] == 403]
+                check(expired, f"no piece reused the expired URL: {trace}")
+                check(any(t[0] == "hub" for t in trace[expired[0] + 1:]), f"no new resolve after the 403: {trace}")
+
+    def test_connections_tuned(self):
+        """A CDN that caps each connection at 4 MiB/s: a 48 MiB file starts on 2 connections and the
+        engine adds more, since each brings its own 4 MiB/s (up to `segments`, 8)."""
+        self.big_repo(48 * MIB)
+        config = self.warm.config({"segment_min_size": 16 * MIB})
+        with self.sim("--cdn-rate", "4M") as sim:
+            result = self.warm.run(sim, self.warm.manifest("test/big file:weights.bin\n"), self.cache(), "--config",
+                                   config)
+            equal(result.returncode, 0, "exit code with a capped CDN\n" + describe(result))
+            self.check_repos(sim, self.cache(), {"test/big": {"weights.bin"}})
+            pieces = [line for line in cdn_lines(sim.log()) if line["status"] == 206]
+        connections = {line["connection"] for line in pieces}
+        check(4 <= len(connections) <= 8, f"{len(connections)} CDN connections carried the pieces; expected 4 to 8")
 
     def test_server_errors(self):
         """5xx answers are retried with backoff; past retry.max_attempts the entry fails with the status."""

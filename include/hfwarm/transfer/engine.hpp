@@ -65,7 +65,7 @@ struct EngineOptions {
     unsigned rateLimitedAttempts = 30;               // 429s tolerated for one request before the entry fails
     std::uint64_t minFreeSpace = 0;                  // bytes to leave free on the cache's file system
     std::chrono::milliseconds lockTimeout{600'000};  // longest wait for another process's blob lock
-    std::size_t segments = 8;                        // parallel range requests for one large file
+    std::size_t segments = 8;                        // most parallel connections for one large file
     std::uint64_t segmentMinSize = 64ull << 20;      // files below this use one connection
 };
 
