@@ -707,7 +707,7 @@ class Server {
     RepoStore store_;
     ssl::context& tls_;
     RequestLog log_;
-    std::size_t unlogged_ = 0;  // requests read whose log line is not written yet
+    std::size_t unlogged_ = 0;       // requests read whose log line is not written yet
     std::uint64_t connections_ = 0;  // accepted so far
     std::string cdnOrigin_;
     RateLimiter limiter_;
