@@ -790,13 +790,12 @@ struct Engine::Impl {
             fresh.spans.push_back(std::move(whole));
             loaded = std::move(fresh);
             saveSegments(stateFile, *loaded);
-        } else {
-            std::uint64_t have = 0;
-            for (const auto& span : loaded->spans) have += span.pos - span.begin;
-            log->info("resuming path={} pieces={} have={}", job.path, loaded->spans.size(), have);
         }
         pieces.state = std::move(*loaded);
-        for (const auto& span : pieces.state.spans) run.progress.bytesDone += span.pos - span.begin;
+        const std::uint64_t have = pieces.bytes();
+        if (have > 0)
+            log->info("resuming path={} pieces={} have={}", job.path, pieces.state.spans.size(), have);
+        run.progress.bytesDone += have;
 
         auto hasher = makeHasher(job.etag, job.size);
         std::uint64_t hashed = 0;
@@ -843,12 +842,14 @@ struct Engine::Impl {
         co_await group.wait();
         saveSegments(stateFile, pieces.state);
 
-        const auto& spans = pieces.state.spans;
+        // Bytes this file no longer counts as done when it starts over.
+        const auto forget = [&run, &pieces] {
+            run.progress.bytesDone -= std::min(run.progress.bytesDone, pieces.bytes());
+        };
         if (pieces.unsupported) {
             std::error_code ec;
             std::filesystem::remove(stateFile, ec);
-            for (const auto& span : spans)
-                run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
+            forget();
             if (auto reset = truncate(fd, job); !reset) co_return reset.error();
             log->info("range requests not supported path={}; one connection instead", job.path);
             co_return Segmented{SegmentOutcome::Unsupported, {}};
@@ -861,8 +862,7 @@ struct Engine::Impl {
         std::string digest = hasher->finishHex();
         if (digest != job.etag) {
             counters.hashMismatches += 1;
-            for (const auto& span : spans)
-                run.progress.bytesDone -= std::min(run.progress.bytesDone, span.pos - span.begin);
+            forget();
             if (auto reset = truncate(fd, job); !reset) co_return reset.error();
             co_return Segmented{SegmentOutcome::Corrupt, "the downloaded bytes of " + job.path + " hash to " +
                                                              digest + ", not to " + job.etag};
