@@ -1,7 +1,8 @@
-// POSIX helpers private to the cache module: owned descriptors, errno messages, and walking
-// folders under a repo folder without following symlinks out of the cache.
+// POSIX helpers private to the cache module: errno messages, temp names, and walking folders
+// under a repo folder without following symlinks.
 #pragma once
 
+#include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/util/result.hpp"
 
 #include <filesystem>
@@ -11,28 +12,7 @@
 
 namespace hfwarm::cache::detail {
 
-// An owned file descriptor, closed on destruction.
-class Fd {
-  public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(other.release()) {}
-    Fd& operator=(Fd&& other) noexcept;
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd();
-
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    int release() {
-        int fd = fd_;
-        fd_ = -1;
-        return fd;
-    }
-
-  private:
-    int fd_ = -1;
-};
+using cache::Fd;
 
 // strerror text for `err`.
 std::string errnoText(int err);
@@ -46,9 +26,8 @@ std::string randomHex(std::size_t n);
 // Splits a validated repo path on "/".
 std::vector<std::string> splitPath(std::string_view path);
 
-// Opens `base` (which must exist or, with `create`, is created with its parents) and then each of
-// `segments` below it, creating missing ones when `create` is set. A segment that is a symlink is
-// followed only when it resolves inside `cacheRoot`; one leading out of the cache is an error.
+// Opens `base` (which is `cacheRoot` or lies below it) and then each of `segments` below it, as
+// openCacheDir does: never through a symlink, creating missing folders when `create` is set.
 Result<Fd> openDirUnder(const std::filesystem::path& base, const std::vector<std::string>& segments,
                         const std::filesystem::path& cacheRoot, bool create);
 
