@@ -1,5 +1,6 @@
 #include "hfwarm/config/config.hpp"
 
+#include "hfwarm/http/url.hpp"
 #include "hfwarm/ratelimit/resp.hpp"
 #include "hfwarm/util/units.hpp"
 
@@ -67,6 +68,10 @@ std::string shown(const json& value) {
     return value.dump();
 }
 
+// The largest durations accepted, in seconds.
+constexpr double kHour = 3600;
+constexpr double kWeek = 7 * 24 * kHour;
+
 // Walks a config document against the schema, writing into a Config and collecting errors.
 class Reader {
   public:
@@ -90,6 +95,8 @@ class Reader {
                 {"socket_mode", [this](const json& v, const std::string& p) { socketMode(v, p); }},
                 {"log_level", [this](const json& v, const std::string& p) { logLevel(v, p); }},
                 {"offline", [this](const json& v, const std::string& p) { boolean(v, p, config_.offline); }},
+                {"token_over_http",
+                 [this](const json& v, const std::string& p) { boolean(v, p, config_.tokenOverHttp); }},
                 {"connections",
                  [this](const json& v, const std::string& p) { count(v, p, config_.connections, 1); }},
                 {"connections_per_host",
@@ -103,19 +110,27 @@ class Reader {
                 {"bandwidth",
                  [this](const json& v, const std::string& p) { bytes(v, p, config_.bandwidth, 0); }},
                 {"request_timeout",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.requestTimeout); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.requestTimeout, kHour);
+                 }},
                 {"stall_timeout",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.stallTimeout); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.stallTimeout, kHour);
+                 }},
                 {"retry", [this](const json& v, const std::string& p) { retry(v, p); }},
                 {"limits", [this](const json& v, const std::string& p) { limits(v, p); }},
                 {"refresh_interval",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.refreshInterval); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.refreshInterval, kWeek);
+                 }},
                 {"min_free_space",
                  [this](const json& v, const std::string& p) { bytes(v, p, config_.minFreeSpace, 0); }},
                 {"max_clients",
                  [this](const json& v, const std::string& p) { count(v, p, config_.maxClients, 1); }},
                 {"client_idle_timeout",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.clientIdleTimeout); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.clientIdleTimeout, kHour);
+                 }},
                 {"redis", [this](const json& v, const std::string& p) { redis(v, p); }},
             });
     }
@@ -246,15 +261,38 @@ class Reader {
         out = n;
     }
 
-    void nonNegative(const json& value, const std::string& path, double& out) {
+    // Seconds, above 0 and at most `maximum`: larger values overflow the millisecond clocks they feed.
+    void duration(const json& value, const std::string& path, double& out, double maximum) {
+        double n = 0;
+        if (!number(value, path, n)) return;
+        if (!(n > 0)) {
+            error(path, fmt::format("must be greater than 0, got {}", shown(value)));
+            return;
+        }
+        if (n > maximum) {
+            error(path, fmt::format("must be at most {} seconds ({}), got {}", maximum, maximumName(maximum),
+                                    shown(value)));
+            return;
+        }
+        out = n;
+    }
+
+    // Seconds, from 0 to an hour.
+    void delay(const json& value, const std::string& path, double& out) {
         double n = 0;
         if (!number(value, path, n)) return;
         if (n < 0) {
             error(path, fmt::format("must not be negative, got {}", shown(value)));
             return;
         }
+        if (n > kHour) {
+            error(path, fmt::format("must be at most {} seconds (an hour), got {}", kHour, shown(value)));
+            return;
+        }
         out = n;
     }
+
+    static std::string_view maximumName(double maximum) { return maximum == kWeek ? "a week" : "an hour"; }
 
     void bytes(const json& value, const std::string& path, std::uint64_t& out, std::uint64_t minimum) {
         std::optional<std::uint64_t> n;
@@ -289,9 +327,10 @@ class Reader {
         if (!string(value, path, text)) return;
         auto normalized = normalizeEndpoint(text);
         if (!normalized) {
-            error(path, fmt::format(
-                            "expected an http:// or https:// URL such as \"https://huggingface.co\", got {}",
-                            shown(value)));
+            error(path,
+                  fmt::format(
+                      "expected an http:// or https:// URL such as \"https://huggingface.co\", got {}{}",
+                      shown(json(http::maskUserinfo(text))), endpointNote(text)));
             return;
         }
         config_.endpoint = *normalized;
@@ -336,9 +375,9 @@ class Reader {
                 {"max_attempts",
                  [this](const json& v, const std::string& p) { count(v, p, config_.retry.maxAttempts, 1); }},
                 {"base_delay",
-                 [this](const json& v, const std::string& p) { nonNegative(v, p, config_.retry.baseDelay); }},
+                 [this](const json& v, const std::string& p) { delay(v, p, config_.retry.baseDelay); }},
                 {"max_delay",
-                 [this](const json& v, const std::string& p) { nonNegative(v, p, config_.retry.maxDelay); }},
+                 [this](const json& v, const std::string& p) { delay(v, p, config_.retry.maxDelay); }},
             });
     }
 
@@ -437,9 +476,19 @@ std::optional<std::string> normalizeEndpoint(std::string_view url) {
     // Credentials in the endpoint would end up in logs and status; the token has its own channel.
     if (!u.has_authority() || u.host().empty() || u.has_userinfo() || u.has_query() || u.has_fragment())
         return std::nullopt;
+    if (u.has_port() && !http::parsePort(u.port())) return std::nullopt;
     std::string text(url);
     while (text.ends_with('/')) text.pop_back();
     return text;
+}
+
+std::string endpointNote(std::string_view url) {
+    auto parsed = boost::urls::parse_absolute_uri(url);
+    if (!parsed) return {};
+    if (parsed->has_userinfo())
+        return " (user and password are not accepted in the endpoint: HF_TOKEN carries the credential)";
+    if (parsed->has_port() && !http::parsePort(parsed->port())) return " (the port must be from 1 to 65535)";
+    return {};
 }
 
 LoadResult applyJson(const Config& base, std::string_view text, const FileContext& context) {
@@ -484,9 +533,9 @@ std::vector<std::string> applyEnvironment(Config& config, const Environment& env
             config.endpoint = *normalized;
         else
             errors.push_back(
-                fmt::format("HF_ENDPOINT: expected an http:// or https:// URL, got \"{}\"; fix or "
+                fmt::format("HF_ENDPOINT: expected an http:// or https:// URL, got \"{}\"{}; fix or "
                             "unset the variable",
-                            *endpoint));
+                            http::maskUserinfo(*endpoint), endpointNote(*endpoint)));
     }
     // huggingface_hub reads HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE); older tools and CI images
     // set HF_OFFLINE or CI_OFFLINE_MODE. As there, only a true value switches anything: "0" or
@@ -566,8 +615,9 @@ LoadResult resolve(const Overrides& overrides, const Environment& env) {
         if (auto normalized = normalizeEndpoint(*overrides.endpoint))
             c.endpoint = *normalized;
         else
-            result.errors.push_back(fmt::format("--endpoint: expected an http:// or https:// URL, got \"{}\"",
-                                                *overrides.endpoint));
+            result.errors.push_back(
+                fmt::format("--endpoint: expected an http:// or https:// URL, got \"{}\"{}",
+                            http::maskUserinfo(*overrides.endpoint), endpointNote(*overrides.endpoint)));
     }
     if (overrides.caFile) c.caFile = *overrides.caFile;
     if (overrides.socket) c.socket = *overrides.socket;
