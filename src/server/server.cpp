@@ -164,7 +164,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
     // cannot wait for one slow reader).
     void notify(std::shared_ptr<const std::string> line) {
         if (dropped_) return;
-        if (queuedBytes_ + line->size() > server_->options_.maxQueuedBytes) {
+        if (queuedBytes_ + line->size() > server_->options_.maxQueuedNotificationBytes) {
             server_->log_->warn(
                 "dropping subscriber that does not read its notifications client={} queued={}", id_,
                 queuedBytes_);

@@ -378,10 +378,27 @@ TEST_CASE("an idle client is closed and a subscriber is not") {
     CHECK(running.onLoop([&] { return running.server().subscriberCount(); }) == 1);
 }
 
+TEST_CASE("a burst of notifications past the reply bound reaches a subscriber that reads") {
+    TempDir dir;
+    RunningServer running(optionsIn(dir));
+    TestClient subscriber(running.server().socketPath());
+    CHECK(subscriber.call("subscribe", 1)["id"] == 1);
+    // 100 KiB at once, as a status change of a large manifest sends: far over the 4 KiB of replies
+    // a client may leave unread, within what a subscriber may fall behind.
+    running.onLoop([&] {
+        for (int i = 0; i < 100; ++i)
+            running.server().broadcast(
+                protocol::Notification{"entry", json{{"n", i}, {"pad", std::string(1000, 'x')}}});
+        return 0;
+    });
+    for (int i = 0; i < 100; ++i) REQUIRE(subscriber.readJson()["params"]["n"] == i);
+    CHECK(running.onLoop([&] { return running.server().subscriberCount(); }) == 1);
+}
+
 TEST_CASE("a subscriber that does not read is dropped instead of holding the daemon") {
     TempDir dir;
     auto options = optionsIn(dir);
-    options.maxQueuedBytes = 64 * 1024;
+    options.maxQueuedNotificationBytes = 64 * 1024;
     RunningServer running(options);
     TestClient reader(running.server().socketPath());
     CHECK(reader.call("subscribe", 1)["id"] == 1);

@@ -35,12 +35,14 @@ struct Options {
     std::chrono::steady_clock::duration idleTimeout = std::chrono::seconds(60);
     // Longest request line, newline excluded; a longer one gets -32001 and the connection closes.
     std::size_t maxLineBytes = protocol::kMaxLineBytes;
-    // Bytes waiting to be written to one client, and the size of its socket's kernel send buffer.
-    // A client at the limit is not read from until it reads its replies (one reply may take it
-    // past the limit); a subscriber whose notifications would go past it is dropped. So a client
-    // that never reads holds about this much memory and gets about this many bytes of answers
-    // computed for it, however many requests it sends.
+    // Bytes of replies waiting to be written to one client, and the size of its socket's kernel
+    // send buffer. A client at the limit is not read from until it reads its replies (one reply
+    // may take it past the limit). So a client that never reads holds about this much memory and
+    // gets about this many bytes of answers computed for it, however many requests it sends.
     std::size_t maxQueuedBytes = 4 * 1024;
+    // Bytes a subscriber may fall behind: a broadcast cannot wait, so a subscriber whose
+    // notifications would go past this is dropped. Subscribers are at most maxSubscribers.
+    std::size_t maxQueuedNotificationBytes = 128 * 1024;
     // Clients subscribed at once; 0: half of maxClients (at least 1). The other slots stay for
     // request/response clients, which the idle timeout frees.
     std::size_t maxSubscribers = 0;
