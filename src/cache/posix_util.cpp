@@ -49,8 +49,11 @@ Result<Fd> openDirUnder(const fs::path& base, const std::vector<std::string>& se
 }
 
 Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_view content,
-                             const fs::path& shownPath) {
-    const std::string temp = ".hfwarm-" + randomHex(16) + ".tmp";
+                             const fs::path& shownPath, Mode mode) {
+    const bool durable = mode == Mode::Durable;
+    const std::string temp = durable ? ".hfwarm-" + randomHex(16) + ".tmp" : name + ".tmp";
+    if (!durable && ::unlinkat(dirFd, temp.c_str(), 0) != 0 && errno != ENOENT)
+        return osError("cannot remove the old temporary file next to", shownPath, errno);
     Fd file(::openat(dirFd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
     if (!file) return osError("cannot create a temporary file next to", shownPath, errno);
     auto fail = [&](std::string_view what, int err) -> Result<void> {
@@ -66,11 +69,11 @@ Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_vie
         }
         written += static_cast<std::size_t>(n);
     }
-    if (::fsync(file.get()) != 0) return fail("cannot flush", errno);
+    if (durable && ::fsync(file.get()) != 0) return fail("cannot flush", errno);
     file = Fd();
     if (::renameat(dirFd, temp.c_str(), dirFd, name.c_str()) != 0) return fail("cannot replace", errno);
     // The rename is durable only once the folder is flushed; a failure here loses nothing visible.
-    ::fsync(dirFd);
+    if (durable) ::fsync(dirFd);
     return {};
 }
 

@@ -31,9 +31,16 @@ std::vector<std::string> splitPath(std::string_view path);
 Result<Fd> openDirUnder(const std::filesystem::path& base, const std::vector<std::string>& segments,
                         const std::filesystem::path& cacheRoot, bool create);
 
+// How writeFileAtomic writes. Durable: a temp file with a fresh random name (concurrent writers
+// never share one), fsync of the file and of the folder. Scratch: for a file one writer at a time
+// rewrites often (under its blob lock): the temp name is "<name>.tmp", whatever has that name (a
+// leftover of a killed writer, or a symlink, which is never followed) is removed first, and
+// nothing is flushed.
+enum class Mode { Durable, Scratch };
+
 // Writes `content` to `name` in the folder `dirFd` atomically: a temp file in the same folder,
-// fsync, rename over `name`, fsync of the folder. `shownPath` is used in messages.
+// then a rename over `name`. `shownPath` is used in messages.
 Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_view content,
-                             const std::filesystem::path& shownPath);
+                             const std::filesystem::path& shownPath, Mode mode = Mode::Durable);
 
 }  // namespace hfwarm::cache::detail

@@ -112,7 +112,8 @@ Result<Fd> openCacheFile(const fs::path& root, const fs::path& path, int flags, 
 Result<void> writeCacheFile(const fs::path& root, const fs::path& path, std::string_view content) {
     auto dir = openCacheDir(root, path.parent_path(), true);
     if (!dir) return dir.error();
-    return detail::writeFileAtomic(dir->get(), path.filename().string(), content, path);
+    return detail::writeFileAtomic(dir->get(), path.filename().string(), content, path,
+                                   detail::Mode::Scratch);
 }
 
 Result<std::optional<std::string>> readCacheFile(const fs::path& root, const fs::path& path,

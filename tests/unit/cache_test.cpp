@@ -473,6 +473,27 @@ TEST_CASE("a symlinked repo folder, .locks or lock folder is refused and nothing
     CHECK(fs::is_empty(outside));
 }
 
+TEST_CASE(
+    "a state file is rewritten through <name>.tmp, whatever a killed writer or a planted symlink left "
+    "there") {
+    TempDir tmp;
+    fs::path outside = tmp.path / "outside";
+    writeFile(outside, "keep");
+    fs::path state = tmp.path / ".locks" / "models--org--name" / "x.segments";
+    fs::create_directories(state.parent_path());
+    writeFile(state.string() + ".tmp", "half a write of a killed process");
+    REQUIRE(writeCacheFile(tmp.path, state, "{\"size\": 1}").has_value());
+    CHECK(readFile(state) == "{\"size\": 1}");
+    CHECK_FALSE(fs::exists(state.string() + ".tmp"));
+
+    fs::create_symlink(outside, state.string() + ".tmp");
+    REQUIRE(writeCacheFile(tmp.path, state, "{\"size\": 2}").has_value());
+    CHECK(readFile(state) == "{\"size\": 2}");
+    CHECK(readFile(outside) == "keep");
+    CHECK(std::vector<fs::path>(fs::directory_iterator(state.parent_path()), {}) ==
+          std::vector<fs::path>{state});
+}
+
 TEST_CASE("cache files are read only when regular and within their size limit") {
     TempDir tmp;
     writeFile(tmp.path / "small", "abc");

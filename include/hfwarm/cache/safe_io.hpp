@@ -55,7 +55,11 @@ Result<Fd> openCacheDir(const std::filesystem::path& root, const std::filesystem
 Result<Fd> openCacheFile(const std::filesystem::path& root, const std::filesystem::path& path, int flags,
                          mode_t mode = 0644);
 
-// Replaces `path` with `content` atomically (a fresh temp file created with O_EXCL, fsync, rename).
+// Replaces `path` with `content` atomically: "<path>.tmp" is removed (a leftover of a killed
+// writer, or a symlink, never followed), created anew with O_EXCL and renamed over `path`. Nothing
+// is flushed to disk: for state one writer at a time rewrites often and checks when it reads it
+// back (the progress of a download, saved every 50 ms), where an fsync each time would stall the
+// downloads.
 Result<void> writeCacheFile(const std::filesystem::path& root, const std::filesystem::path& path,
                             std::string_view content);
 
