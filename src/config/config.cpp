@@ -5,18 +5,13 @@
 #include "hfwarm/util/units.hpp"
 
 #include <fmt/format.h>
-#include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 
-#include <unistd.h>
 #include <algorithm>
-#include <cctype>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <system_error>
-
-extern char** environ;
 
 namespace hfwarm::config {
 
@@ -429,66 +424,12 @@ class Reader {
     std::vector<std::string>& errors_;
 };
 
-std::optional<std::filesystem::path> existingFile(const std::filesystem::path& file) {
-    std::error_code ec;
-    if (!file.empty() && std::filesystem::is_regular_file(file, ec)) return file;
-    return std::nullopt;
-}
-
 }  // namespace
-
-std::optional<std::string> Environment::get(std::string_view name) const {
-    auto it = variables.find(name);
-    if (it == variables.end() || it->second.empty()) return std::nullopt;
-    return it->second;
-}
-
-Environment Environment::current() {
-    Environment env;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        std::string_view text(*entry);
-        auto eq = text.find('=');
-        if (eq == std::string_view::npos) continue;
-        env.variables.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
-    }
-    env.uid = static_cast<unsigned>(::geteuid());
-    env.systemConfigFile = "/etc/hfwarm/hfwarmd.json";
-    return env;
-}
-
-bool isTrue(std::string_view value) {
-    std::string upper;
-    for (char c : value) upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-    return upper == "1" || upper == "ON" || upper == "YES" || upper == "TRUE";
-}
 
 const std::vector<std::string>& logLevels() {
     static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                  "error", "critical", "off"};
     return levels;
-}
-
-std::optional<std::string> normalizeEndpoint(std::string_view url) {
-    auto parsed = boost::urls::parse_absolute_uri(url);
-    if (!parsed) return std::nullopt;
-    const auto& u = *parsed;
-    if (u.scheme() != "http" && u.scheme() != "https") return std::nullopt;
-    // Credentials in the endpoint would end up in logs and status; the token has its own channel.
-    if (!u.has_authority() || u.host().empty() || u.has_userinfo() || u.has_query() || u.has_fragment())
-        return std::nullopt;
-    if (u.has_port() && !http::parsePort(u.port())) return std::nullopt;
-    std::string text(url);
-    while (text.ends_with('/')) text.pop_back();
-    return text;
-}
-
-std::string endpointNote(std::string_view url) {
-    auto parsed = boost::urls::parse_absolute_uri(url);
-    if (!parsed) return {};
-    if (parsed->has_userinfo())
-        return " (user and password are not accepted in the endpoint: HF_TOKEN carries the credential)";
-    if (parsed->has_port() && !http::parsePort(parsed->port())) return " (the port must be from 1 to 65535)";
-    return {};
 }
 
 LoadResult applyJson(const Config& base, std::string_view text, const FileContext& context) {
@@ -545,39 +486,6 @@ std::vector<std::string> applyEnvironment(Config& config, const Environment& env
     }
     if (auto socket = env.get("HFWARM_SOCKET")) config.socket = *socket;
     return errors;
-}
-
-namespace {
-
-// $XDG_CONFIG_HOME/hfwarm, else ~/.config/hfwarm; empty when neither variable is set.
-std::filesystem::path userConfigDir(const Environment& env) {
-    if (auto xdg = env.get("XDG_CONFIG_HOME")) return std::filesystem::path(*xdg) / "hfwarm";
-    if (auto home = env.get("HOME")) return std::filesystem::path(*home) / ".config" / "hfwarm";
-    return {};
-}
-
-}  // namespace
-
-std::optional<std::filesystem::path> findConfigFile(const Environment& env) {
-    auto userDir = userConfigDir(env);
-    if (!userDir.empty()) {
-        if (auto file = existingFile(userDir / "hfwarmd.json")) return file;
-    }
-    return existingFile(env.systemConfigFile);
-}
-
-std::optional<std::filesystem::path> findDefaultManifest(const Environment& env) {
-    auto userDir = userConfigDir(env);
-    if (userDir.empty()) return std::nullopt;
-    return existingFile(userDir / "manifest.txt");
-}
-
-std::filesystem::path defaultSocketPath(const Environment& env) {
-    if (auto socket = env.get("HFWARM_SOCKET")) return *socket;
-    if (auto runtime = env.get("XDG_RUNTIME_DIR"))
-        return std::filesystem::path(*runtime) / "hfwarm" / "hfwarmd.sock";
-    if (env.uid == 0) return "/run/hfwarm/hfwarmd.sock";
-    return fmt::format("/tmp/hfwarm-{}/hfwarmd.sock", env.uid);
 }
 
 LoadResult resolve(const Overrides& overrides, const Environment& env) {
