@@ -1,5 +1,6 @@
 #include "hfwarm/cache/lock.hpp"
 
+#include "hfwarm/cache/safe_io.hpp"
 #include "posix_util.hpp"
 
 #include <fcntl.h>
@@ -14,17 +15,14 @@ namespace hfwarm::cache {
 
 namespace fs = std::filesystem;
 
-Result<std::optional<BlobLock>> BlobLock::tryAcquire(const fs::path& path) {
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    if (ec) return detail::osError("cannot create the lock folder", path.parent_path(), ec.value());
-
+Result<std::optional<BlobLock>> BlobLock::tryAcquire(const fs::path& root, const fs::path& path) {
     // A release by Python's filelock unlinks the file; each unlink we lose to costs one more round.
     // The bound only matters under a storm of lockers, and busy is then the honest answer.
     constexpr int kAttempts = 8;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
-        detail::Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0664));
-        if (!fd) return detail::osError("cannot open the lock file", path, errno);
+        auto opened = openCacheFile(root, path, O_RDWR | O_CREAT, 0664);
+        if (!opened) return opened.error();
+        Fd fd = std::move(*opened);
         // filelock sets the mode explicitly so other users of a shared cache can open the file
         // despite their umask; a file owned by someone else refuses fchmod, which is fine.
         ::fchmod(fd.get(), 0664);

@@ -1,7 +1,8 @@
-// POSIX helpers private to the cache module: owned descriptors, errno messages, and walking
-// folders under a repo folder without following symlinks out of the cache.
+// POSIX helpers private to the cache module: errno messages, temp names, and walking folders
+// under a repo folder without following symlinks.
 #pragma once
 
+#include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/util/result.hpp"
 
 #include <filesystem>
@@ -11,28 +12,7 @@
 
 namespace hfwarm::cache::detail {
 
-// An owned file descriptor, closed on destruction.
-class Fd {
-  public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(other.release()) {}
-    Fd& operator=(Fd&& other) noexcept;
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd();
-
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    int release() {
-        int fd = fd_;
-        fd_ = -1;
-        return fd;
-    }
-
-  private:
-    int fd_ = -1;
-};
+using cache::Fd;
 
 // strerror text for `err`.
 std::string errnoText(int err);
@@ -46,15 +26,21 @@ std::string randomHex(std::size_t n);
 // Splits a validated repo path on "/".
 std::vector<std::string> splitPath(std::string_view path);
 
-// Opens `base` (which must exist or, with `create`, is created with its parents) and then each of
-// `segments` below it, creating missing ones when `create` is set. A segment that is a symlink is
-// followed only when it resolves inside `cacheRoot`; one leading out of the cache is an error.
+// Opens `base` (which is `cacheRoot` or lies below it) and then each of `segments` below it, as
+// openCacheDir does: never through a symlink, creating missing folders when `create` is set.
 Result<Fd> openDirUnder(const std::filesystem::path& base, const std::vector<std::string>& segments,
                         const std::filesystem::path& cacheRoot, bool create);
 
+// How writeFileAtomic writes. Durable: a temp file with a fresh random name (concurrent writers
+// never share one), fsync of the file and of the folder. Scratch: for a file one writer at a time
+// rewrites often (under its blob lock): the temp name is "<name>.tmp", whatever has that name (a
+// leftover of a killed writer, or a symlink, which is never followed) is removed first, and
+// nothing is flushed.
+enum class Mode { Durable, Scratch };
+
 // Writes `content` to `name` in the folder `dirFd` atomically: a temp file in the same folder,
-// fsync, rename over `name`, fsync of the folder. `shownPath` is used in messages.
+// then a rename over `name`. `shownPath` is used in messages.
 Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_view content,
-                             const std::filesystem::path& shownPath);
+                             const std::filesystem::path& shownPath, Mode mode = Mode::Durable);
 
 }  // namespace hfwarm::cache::detail

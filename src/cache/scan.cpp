@@ -1,14 +1,16 @@
 #include "hfwarm/cache/scan.hpp"
 
 #include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/cache/tree.hpp"
 #include "hfwarm/util/units.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 namespace hfwarm::cache {
 
@@ -40,19 +42,32 @@ std::string_view lookupStateName(LookupState state) {
 
 namespace {
 
-std::optional<std::string> readWholeFile(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 std::string rstripWhitespace(std::string s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t' ||
                           s.back() == '\v' || s.back() == '\f'))
         s.pop_back();
     return s;
+}
+
+// A ref holds 40 hex digits; anything much longer is not one.
+constexpr std::uint64_t kMaxRefBytes = 4096;
+
+// What lookup may hand out: a regular file, or a symlink to a regular file in the repo's blobs/,
+// reached without following any other symlink inside the cache.
+bool servedFile(const RepoLayout& layout, const fs::path& path) {
+    auto dir = openCacheDir(layout.root(), path.parent_path(), false);
+    if (!dir) return false;
+    const std::string leaf = path.filename().string();
+    struct stat st {};
+    if (::fstatat(dir->get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    if (S_ISREG(st.st_mode)) return true;
+    if (!S_ISLNK(st.st_mode)) return false;
+    std::error_code ec;
+    const fs::path blob = (path.parent_path() / fs::read_symlink(path, ec)).lexically_normal();
+    if (ec || blob.parent_path() != layout.blobsDir().lexically_normal()) return false;
+    auto blobs = openCacheDir(layout.root(), blob.parent_path(), false);
+    return blobs && ::fstatat(blobs->get(), blob.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISREG(st.st_mode);
 }
 
 bool isFileAt(const fs::path& path) {
@@ -109,6 +124,12 @@ void walkSnapshot(const RepoLayout& layout, const fs::path& blobsReal, const std
                     problems, ProblemKind::BrokenSymlink, item.path(),
                     item.path().string() + " is a broken symlink (its blob " + target.string() +
                         " is missing): huggingface_hub's scan_cache_dir reports the repo as corrupted");
+            } else if (const fs::path blob = (item.path().parent_path() / target).lexically_normal();
+                       fs::is_symlink(fs::symlink_status(blob, itemEc))) {
+                addProblem(problems, ProblemKind::SymlinkInCache, blob,
+                           blob.string() +
+                               " is a symlink, not a blob: hfwarm does not serve it; remove it "
+                               "and warm the repo again");
             } else {
                 pointer.present = true;
                 pointer.size = fs::file_size(item.path(), itemEc);
@@ -178,12 +199,13 @@ std::map<std::string, std::string> readRefs(const RepoLayout& layout, std::vecto
         const std::string name = it->path().lexically_relative(dir).generic_string();
         // Our own temp files, only present if a write was interrupted mid-way.
         if (it->path().filename().string().starts_with(".hfwarm-")) continue;
-        auto content = readWholeFile(it->path());
-        if (!content) {
-            addProblem(problems, ProblemKind::Unreadable, it->path(), "cannot read " + it->path().string());
+        auto content = readCacheFile(layout.root(), it->path(), kMaxRefBytes);
+        if (!content || !*content) {
+            addProblem(problems, ProblemKind::Unreadable, it->path(),
+                       content ? "cannot read " + it->path().string() : content.error().message);
             continue;
         }
-        refs[name] = *content;
+        refs[name] = **content;
     }
     return refs;
 }
@@ -224,6 +246,18 @@ EntryScan scanEntry(const fs::path& root, const manifest::Entry& entry) {
         if (entry.selects(file)) wanted.push_back(file);
 
     std::error_code ec;
+    for (const fs::path& dir :
+         {layout.repoDir(), layout.blobsDir(), layout.snapshotsDir(), layout.refsDir()}) {
+        if (!fs::is_symlink(fs::symlink_status(dir, ec))) continue;
+        addProblem(problems, ProblemKind::SymlinkInCache, dir,
+                   dir.string() +
+                       " is a symlink: hfwarm neither follows nor writes through it; replace it "
+                       "with a real folder (or remove it) and warm again");
+        scan.filesExpected = wanted.size();
+        scan.missingFiles = wanted;
+        std::sort(scan.missingFiles.begin(), scan.missingFiles.end());
+        return scan;
+    }
     if (!fs::is_directory(layout.repoDir(), ec)) {
         scan.expectedFrom =
             wanted.empty() || !entry.includes.empty() ? ExpectedSource::Snapshot : ExpectedSource::FileList;
@@ -370,15 +404,13 @@ Result<LookupResult> lookup(const fs::path& root, const manifest::RepoRef& repo,
     const RepoLayout layout(root, repo);
     LookupResult result;
     std::error_code ec;
-    if (!fs::is_directory(layout.repoDir(), ec)) return result;
+    if (!openCacheDir(root, layout.repoDir(), false)) return result;
 
     // try_to_load_from_cache: the ref's content is used as is, without stripping.
     std::string revision = repo.revision;
-    if (fs::is_directory(layout.refsDir(), ec) && isFileAt(layout.refsDir() / revision)) {
-        auto content = readWholeFile(layout.refsDir() / revision);
-        if (!content) return result;
-        revision = *content;
-    }
+    auto ref = readCacheFile(root, layout.refsDir() / revision, kMaxRefBytes);
+    if (!ref) return result;
+    if (*ref) revision = **ref;
     if (isCommitSha(revision)) result.commit = revision;
     // A ref whose content is not a plain folder name cannot name a snapshot; do not build paths from it.
     const bool plainName = !revision.empty() && revision != "." && revision != ".." &&
@@ -389,9 +421,8 @@ Result<LookupResult> lookup(const fs::path& root, const manifest::RepoRef& repo,
         result.state = LookupState::Absent;
         return result;
     }
-    if (!fs::is_directory(layout.snapshotsDir() / revision, ec)) return result;
     fs::path cached = layout.snapshotsDir() / revision / std::string(file);
-    if (isFileAt(cached)) {
+    if (servedFile(layout, cached)) {
         result.state = LookupState::Cached;
         result.path = cached;
     }

@@ -16,7 +16,6 @@
 namespace hfwarm::cache {
 
 namespace fs = std::filesystem;
-using detail::Fd;
 using detail::osError;
 
 namespace {
@@ -43,9 +42,8 @@ Result<void> prepareRepo(const RepoLayout& layout) {
         auto dir = detail::openDirUnder(layout.repoDir(), {folder}, layout.root(), true);
         if (!dir) return dir.error();
     }
-    std::error_code ec;
-    fs::create_directories(layout.locksDir(), ec);
-    if (ec) return osError("cannot create the lock folder", layout.locksDir(), ec.value());
+    auto locks = openCacheDir(layout.root(), layout.locksDir(), true);
+    if (!locks) return locks.error();
     return {};
 }
 
@@ -53,9 +51,10 @@ namespace {
 
 // The temp file is gone: another process published the blob, or `hf cache prune` removed the file
 // (it deletes *.incomplete without looking at locks).
-Result<PublishOutcome> vanished(const fs::path& incompletePath, const fs::path& blobPath) {
+Result<PublishOutcome> vanished(int dirFd, const fs::path& incompletePath, const fs::path& blobPath) {
     struct stat st {};
-    if (::stat(blobPath.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return PublishOutcome::AlreadyPresent;
+    if (::fstatat(dirFd, blobPath.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+        return PublishOutcome::AlreadyPresent;
     return makeError("the partial download " + incompletePath.string() +
                      " disappeared before it could be published (was `hf cache prune` run?); "
                      "the file will be downloaded again");
@@ -63,24 +62,33 @@ Result<PublishOutcome> vanished(const fs::path& incompletePath, const fs::path& 
 
 }  // namespace
 
-Result<PublishOutcome> publishBlob(const fs::path& incompletePath, const fs::path& blobPath) {
-    Fd temp(::open(incompletePath.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+Result<PublishOutcome> publishBlob(const fs::path& root, const fs::path& incompletePath,
+                                   const fs::path& blobPath) {
+    if (incompletePath.parent_path() != blobPath.parent_path())
+        return makeError("cannot publish " + incompletePath.string() + " as " + blobPath.string() +
+                         ": they are not in the same folder");
+    auto dir = openCacheDir(root, blobPath.parent_path(), false);
+    if (!dir) return dir.error();
+    const std::string tempName = incompletePath.filename().string();
+    Fd temp(::openat(dir->get(), tempName.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!temp) {
         int err = errno;
-        if (err == ENOENT) return vanished(incompletePath, blobPath);
+        if (err == ENOENT) return vanished(dir->get(), incompletePath, blobPath);
         return osError("cannot open the downloaded file", incompletePath, err);
     }
+    struct stat st {};
+    if (::fstat(temp.get(), &st) != 0 || !S_ISREG(st.st_mode))
+        return makeError("cannot publish " + incompletePath.string() + ": it is not a regular file");
     if (::fsync(temp.get()) != 0) return osError("cannot flush the downloaded file", incompletePath, errno);
     temp = Fd();
-    if (::rename(incompletePath.c_str(), blobPath.c_str()) != 0) {
+    // renameat replaces whatever has the blob's name, a planted symlink included, never its target.
+    if (::renameat(dir->get(), tempName.c_str(), dir->get(), blobPath.filename().c_str()) != 0) {
         int err = errno;
-        if (err == ENOENT) return vanished(incompletePath, blobPath);
+        if (err == ENOENT) return vanished(dir->get(), incompletePath, blobPath);
         return makeError("cannot rename " + incompletePath.string() + " to " + blobPath.string() + ": " +
                          detail::errnoText(err));
     }
-    Fd dir(::open(blobPath.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir || ::fsync(dir.get()) != 0)
-        return osError("cannot flush the folder", blobPath.parent_path(), errno);
+    if (::fsync(dir->get()) != 0) return osError("cannot flush the folder", blobPath.parent_path(), errno);
     return PublishOutcome::Published;
 }
 
@@ -200,9 +208,13 @@ Result<void> verifyBlob(const fs::path& path, std::string_view etag,
     if (!sha256 && !util::isHex(etag, 40))
         return makeError("cannot verify " + path.string() + ": the etag " + quoteName(etag) +
                          " is neither a sha256 nor a git sha1");
-    std::error_code ec;
-    std::uint64_t size = fs::file_size(path, ec);
-    if (ec) return osError("cannot read", path, ec.value());
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return osError("cannot read", path, errno);
+    if (!S_ISREG(st.st_mode))
+        return makeError(path.string() + " is not a blob: it is " +
+                         (S_ISLNK(st.st_mode) ? "a symlink" : "not a regular file") +
+                         "; remove it and warm the repo again to download the real file");
+    const auto size = static_cast<std::uint64_t>(st.st_size);
     if (expectedSize && size != *expectedSize)
         return makeError(path.string() + " has " + std::to_string(size) + " bytes, the Hub lists " +
                          std::to_string(*expectedSize));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -28,6 +29,8 @@ using protocol::json;
 using namespace std::chrono_literals;
 
 constexpr std::chrono::milliseconds kCallTimeout = 30s;
+// The longest `wait --timeout`: a week of seconds.
+constexpr double kMaxWaitSeconds = 7 * 24 * 3600;
 constexpr std::size_t kErrorColumnWidth = 48;
 
 std::string shortCommit(const std::optional<std::string>& commit) {
@@ -492,8 +495,11 @@ int run(const std::vector<std::string>& args, Context& context) {
         ->check(CLI::Validator(
             [](std::string& text) -> std::string {
                 double value = 0;
-                if (!CLI::detail::lexical_cast(text, value) || value < 0) {
-                    return "expected a number of seconds >= 0, got \"" + text + "\"";
+                // nan and inf parse as numbers, and a huge value overflows the deadline: both are refused.
+                if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) || value < 0 ||
+                    value > kMaxWaitSeconds) {
+                    return fmt::format("expected a number of seconds from 0 to {:g} (a week), got \"{}\"",
+                                       kMaxWaitSeconds, text);
                 }
                 return {};
             },

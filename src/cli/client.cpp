@@ -1,5 +1,7 @@
 #include "hfwarm/cli/client.hpp"
 
+#include <fmt/format.h>
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -27,6 +29,40 @@ int remainingMs(std::chrono::steady_clock::time_point deadline, bool unlimited) 
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        // C1 controls in UTF-8: U+0080..U+009F is 0xC2 0x80..0x9F (0x9B alone starts a CSI).
+        if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F &&
+            static_cast<unsigned char>(text[i + 1]) >= 0x80) {
+            out += fmt::format("\\u{:04x}", static_cast<unsigned char>(text[i + 1]));
+            ++i;
+        } else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F) {
+            out += fmt::format("\\x{:02x}", c);
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+void makePrintable(protocol::json& value) {
+    if (value.is_string()) {
+        value = printable(value.get_ref<const std::string&>());
+    } else if (value.is_object()) {
+        protocol::json cleaned = protocol::json::object();
+        for (auto& [key, item] : value.items()) {
+            makePrintable(item);
+            cleaned[printable(key)] = std::move(item);
+        }
+        value = std::move(cleaned);
+    } else if (value.is_array()) {
+        for (auto& item : value) makePrintable(item);
+    }
+}
 
 std::string unreachableMessage(const std::string& socketPath, const std::string& reason) {
     return "cannot reach hfwarmd at " + socketPath + ": " + reason +
@@ -114,12 +150,14 @@ std::variant<protocol::Response, CallFailure> Client::call(const std::string& me
             auto decoded = protocol::decodeMessage(reply);
             if (auto* error = std::get_if<std::string>(&decoded)) {
                 return CallFailure{CallFailure::Kind::BadReply,
-                                   "hfwarmd at " + path_ + " sent a bad reply: " + *error};
+                                   "hfwarmd at " + path_ + " sent a bad reply: " + printable(*error)};
             }
             auto& message = std::get<protocol::Message>(decoded);
             auto* response = std::get_if<protocol::Response>(&message);
             // Server-initiated errors (line too long, too many clients) carry a null id.
             if (response != nullptr && (response->id == request.id || response->id.is_null())) {
+                if (response->result) makePrintable(*response->result);
+                if (response->error) response->error->message = printable(response->error->message);
                 return std::move(*response);
             }
         }

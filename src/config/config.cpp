@@ -1,21 +1,17 @@
 #include "hfwarm/config/config.hpp"
 
+#include "hfwarm/http/url.hpp"
 #include "hfwarm/ratelimit/resp.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <fmt/format.h>
-#include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 
-#include <unistd.h>
 #include <algorithm>
-#include <cctype>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <system_error>
-
-extern char** environ;
 
 namespace hfwarm::config {
 
@@ -67,6 +63,10 @@ std::string shown(const json& value) {
     return value.dump();
 }
 
+// The largest durations accepted, in seconds.
+constexpr double kHour = 3600;
+constexpr double kWeek = 7 * 24 * kHour;
+
 // Walks a config document against the schema, writing into a Config and collecting errors.
 class Reader {
   public:
@@ -90,6 +90,8 @@ class Reader {
                 {"socket_mode", [this](const json& v, const std::string& p) { socketMode(v, p); }},
                 {"log_level", [this](const json& v, const std::string& p) { logLevel(v, p); }},
                 {"offline", [this](const json& v, const std::string& p) { boolean(v, p, config_.offline); }},
+                {"token_over_http",
+                 [this](const json& v, const std::string& p) { boolean(v, p, config_.tokenOverHttp); }},
                 {"connections",
                  [this](const json& v, const std::string& p) { count(v, p, config_.connections, 1); }},
                 {"connections_per_host",
@@ -103,19 +105,27 @@ class Reader {
                 {"bandwidth",
                  [this](const json& v, const std::string& p) { bytes(v, p, config_.bandwidth, 0); }},
                 {"request_timeout",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.requestTimeout); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.requestTimeout, kHour);
+                 }},
                 {"stall_timeout",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.stallTimeout); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.stallTimeout, kHour);
+                 }},
                 {"retry", [this](const json& v, const std::string& p) { retry(v, p); }},
                 {"limits", [this](const json& v, const std::string& p) { limits(v, p); }},
                 {"refresh_interval",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.refreshInterval); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.refreshInterval, kWeek);
+                 }},
                 {"min_free_space",
                  [this](const json& v, const std::string& p) { bytes(v, p, config_.minFreeSpace, 0); }},
                 {"max_clients",
                  [this](const json& v, const std::string& p) { count(v, p, config_.maxClients, 1); }},
                 {"client_idle_timeout",
-                 [this](const json& v, const std::string& p) { positive(v, p, config_.clientIdleTimeout); }},
+                 [this](const json& v, const std::string& p) {
+                     duration(v, p, config_.clientIdleTimeout, kHour);
+                 }},
                 {"redis", [this](const json& v, const std::string& p) { redis(v, p); }},
             });
     }
@@ -246,15 +256,38 @@ class Reader {
         out = n;
     }
 
-    void nonNegative(const json& value, const std::string& path, double& out) {
+    // Seconds, above 0 and at most `maximum`: larger values overflow the millisecond clocks they feed.
+    void duration(const json& value, const std::string& path, double& out, double maximum) {
+        double n = 0;
+        if (!number(value, path, n)) return;
+        if (!(n > 0)) {
+            error(path, fmt::format("must be greater than 0, got {}", shown(value)));
+            return;
+        }
+        if (n > maximum) {
+            error(path, fmt::format("must be at most {} seconds ({}), got {}", maximum, maximumName(maximum),
+                                    shown(value)));
+            return;
+        }
+        out = n;
+    }
+
+    // Seconds, from 0 to an hour.
+    void delay(const json& value, const std::string& path, double& out) {
         double n = 0;
         if (!number(value, path, n)) return;
         if (n < 0) {
             error(path, fmt::format("must not be negative, got {}", shown(value)));
             return;
         }
+        if (n > kHour) {
+            error(path, fmt::format("must be at most {} seconds (an hour), got {}", kHour, shown(value)));
+            return;
+        }
         out = n;
     }
+
+    static std::string_view maximumName(double maximum) { return maximum == kWeek ? "a week" : "an hour"; }
 
     void bytes(const json& value, const std::string& path, std::uint64_t& out, std::uint64_t minimum) {
         std::optional<std::uint64_t> n;
@@ -289,9 +322,10 @@ class Reader {
         if (!string(value, path, text)) return;
         auto normalized = normalizeEndpoint(text);
         if (!normalized) {
-            error(path, fmt::format(
-                            "expected an http:// or https:// URL such as \"https://huggingface.co\", got {}",
-                            shown(value)));
+            error(path,
+                  fmt::format(
+                      "expected an http:// or https:// URL such as \"https://huggingface.co\", got {}{}",
+                      shown(json(http::maskUserinfo(text))), endpointNote(text)));
             return;
         }
         config_.endpoint = *normalized;
@@ -336,9 +370,9 @@ class Reader {
                 {"max_attempts",
                  [this](const json& v, const std::string& p) { count(v, p, config_.retry.maxAttempts, 1); }},
                 {"base_delay",
-                 [this](const json& v, const std::string& p) { nonNegative(v, p, config_.retry.baseDelay); }},
+                 [this](const json& v, const std::string& p) { delay(v, p, config_.retry.baseDelay); }},
                 {"max_delay",
-                 [this](const json& v, const std::string& p) { nonNegative(v, p, config_.retry.maxDelay); }},
+                 [this](const json& v, const std::string& p) { delay(v, p, config_.retry.maxDelay); }},
             });
     }
 
@@ -390,56 +424,12 @@ class Reader {
     std::vector<std::string>& errors_;
 };
 
-std::optional<std::filesystem::path> existingFile(const std::filesystem::path& file) {
-    std::error_code ec;
-    if (!file.empty() && std::filesystem::is_regular_file(file, ec)) return file;
-    return std::nullopt;
-}
-
 }  // namespace
-
-std::optional<std::string> Environment::get(std::string_view name) const {
-    auto it = variables.find(name);
-    if (it == variables.end() || it->second.empty()) return std::nullopt;
-    return it->second;
-}
-
-Environment Environment::current() {
-    Environment env;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        std::string_view text(*entry);
-        auto eq = text.find('=');
-        if (eq == std::string_view::npos) continue;
-        env.variables.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
-    }
-    env.uid = static_cast<unsigned>(::geteuid());
-    env.systemConfigFile = "/etc/hfwarm/hfwarmd.json";
-    return env;
-}
-
-bool isTrue(std::string_view value) {
-    std::string upper;
-    for (char c : value) upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-    return upper == "1" || upper == "ON" || upper == "YES" || upper == "TRUE";
-}
 
 const std::vector<std::string>& logLevels() {
     static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                  "error", "critical", "off"};
     return levels;
-}
-
-std::optional<std::string> normalizeEndpoint(std::string_view url) {
-    auto parsed = boost::urls::parse_absolute_uri(url);
-    if (!parsed) return std::nullopt;
-    const auto& u = *parsed;
-    if (u.scheme() != "http" && u.scheme() != "https") return std::nullopt;
-    // Credentials in the endpoint would end up in logs and status; the token has its own channel.
-    if (!u.has_authority() || u.host().empty() || u.has_userinfo() || u.has_query() || u.has_fragment())
-        return std::nullopt;
-    std::string text(url);
-    while (text.ends_with('/')) text.pop_back();
-    return text;
 }
 
 LoadResult applyJson(const Config& base, std::string_view text, const FileContext& context) {
@@ -484,9 +474,9 @@ std::vector<std::string> applyEnvironment(Config& config, const Environment& env
             config.endpoint = *normalized;
         else
             errors.push_back(
-                fmt::format("HF_ENDPOINT: expected an http:// or https:// URL, got \"{}\"; fix or "
+                fmt::format("HF_ENDPOINT: expected an http:// or https:// URL, got \"{}\"{}; fix or "
                             "unset the variable",
-                            *endpoint));
+                            http::maskUserinfo(*endpoint), endpointNote(*endpoint)));
     }
     // huggingface_hub reads HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE); older tools and CI images
     // set HF_OFFLINE or CI_OFFLINE_MODE. As there, only a true value switches anything: "0" or
@@ -496,39 +486,6 @@ std::vector<std::string> applyEnvironment(Config& config, const Environment& env
     }
     if (auto socket = env.get("HFWARM_SOCKET")) config.socket = *socket;
     return errors;
-}
-
-namespace {
-
-// $XDG_CONFIG_HOME/hfwarm, else ~/.config/hfwarm; empty when neither variable is set.
-std::filesystem::path userConfigDir(const Environment& env) {
-    if (auto xdg = env.get("XDG_CONFIG_HOME")) return std::filesystem::path(*xdg) / "hfwarm";
-    if (auto home = env.get("HOME")) return std::filesystem::path(*home) / ".config" / "hfwarm";
-    return {};
-}
-
-}  // namespace
-
-std::optional<std::filesystem::path> findConfigFile(const Environment& env) {
-    auto userDir = userConfigDir(env);
-    if (!userDir.empty()) {
-        if (auto file = existingFile(userDir / "hfwarmd.json")) return file;
-    }
-    return existingFile(env.systemConfigFile);
-}
-
-std::optional<std::filesystem::path> findDefaultManifest(const Environment& env) {
-    auto userDir = userConfigDir(env);
-    if (userDir.empty()) return std::nullopt;
-    return existingFile(userDir / "manifest.txt");
-}
-
-std::filesystem::path defaultSocketPath(const Environment& env) {
-    if (auto socket = env.get("HFWARM_SOCKET")) return *socket;
-    if (auto runtime = env.get("XDG_RUNTIME_DIR"))
-        return std::filesystem::path(*runtime) / "hfwarm" / "hfwarmd.sock";
-    if (env.uid == 0) return "/run/hfwarm/hfwarmd.sock";
-    return fmt::format("/tmp/hfwarm-{}/hfwarmd.sock", env.uid);
 }
 
 LoadResult resolve(const Overrides& overrides, const Environment& env) {
@@ -566,8 +523,9 @@ LoadResult resolve(const Overrides& overrides, const Environment& env) {
         if (auto normalized = normalizeEndpoint(*overrides.endpoint))
             c.endpoint = *normalized;
         else
-            result.errors.push_back(fmt::format("--endpoint: expected an http:// or https:// URL, got \"{}\"",
-                                                *overrides.endpoint));
+            result.errors.push_back(
+                fmt::format("--endpoint: expected an http:// or https:// URL, got \"{}\"{}",
+                            http::maskUserinfo(*overrides.endpoint), endpointNote(*overrides.endpoint)));
     }
     if (overrides.caFile) c.caFile = *overrides.caFile;
     if (overrides.socket) c.socket = *overrides.socket;

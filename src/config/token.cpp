@@ -1,5 +1,7 @@
 #include "hfwarm/config/token.hpp"
 
+#include "hfwarm/http/url.hpp"
+
 #include <fstream>
 #include <sstream>
 
@@ -40,6 +42,17 @@ std::optional<std::string> findToken(const Environment& env) {
     std::string token = trim(content.str());
     if (token.empty()) return std::nullopt;
     return token;
+}
+
+std::optional<std::string> plainHttpTokenWarning(const Config& config, bool tokenFound) {
+    if (!tokenFound || config.tokenOverHttp || !config.endpoint.starts_with("http://")) return std::nullopt;
+    return "a token is set (HF_TOKEN or the token file) but the endpoint " +
+           http::maskUserinfo(config.endpoint) +
+           " is plain http: the token is not sent there, so gated and private repos will fail; use an "
+           "https:// "
+           "endpoint, or, for a trusted cache on your own network, set \"token_over_http\": true in the "
+           "config "
+           "file";
 }
 
 }  // namespace hfwarm::config

@@ -1,5 +1,6 @@
 #include "hfwarm/daemon/app.hpp"
 
+#include "hfwarm/http/url.hpp"
 #include "hfwarm/manifest/manifest.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
@@ -52,8 +53,9 @@ CLI::Validator endpointUrl() {
     return CLI::Validator(
         [](std::string& text) -> std::string {
             if (config::normalizeEndpoint(text)) return {};
-            return fmt::format("'{}' is not an http:// or https:// URL (for example https://huggingface.co)",
-                               text);
+            return fmt::format(
+                "'{}' is not an http:// or https:// URL (for example https://huggingface.co){}",
+                http::maskUserinfo(text), config::endpointNote(text));
         },
         "");
 }

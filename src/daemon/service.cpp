@@ -590,7 +590,7 @@ class Service final : public server::Handler {
                     auto name = problem.path.filename().string();
                     auto etag = name.substr(0, name.find('.'));
                     if (auto lockPath = layout.lockFile(etag)) {
-                        auto lock = cache::BlobLock::tryAcquire(*lockPath);
+                        auto lock = cache::BlobLock::tryAcquire(root_, *lockPath);
                         if (!lock || !*lock) continue;
                     }
                 }

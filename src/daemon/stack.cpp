@@ -42,6 +42,9 @@ Result<Stack> makeStack(net::any_io_executor executor, const config::Config& con
     clientOptions.stallTimeout = millis(config.stallTimeout);
     clientOptions.token = token.value_or("");
     clientOptions.tokenHost = http::normalizeAuthority(config.endpoint);
+    clientOptions.tokenOverHttp = config.tokenOverHttp;
+    if (auto warning = config::plainHttpTokenWarning(config, token.has_value()))
+        util::logger("daemon")->warn("{}", *warning);
     http::readProxyEnvironment(clientOptions);
 
     Stack stack;

@@ -662,7 +662,8 @@ net::awaitable<FetchResult<Response>> Client::Impl::run(Request request, FetchOp
         message.set(bhttp::field::user_agent, userAgent);
         // Sizes must be the stored bytes, and hashes are checked on them: no compression.
         message.set(bhttp::field::accept_encoding, "identity");
-        if (!options.token.empty() && sendsToken(target, options.tokenHost, crossedHost))
+        if (!options.token.empty() &&
+            sendsToken(target, options.tokenHost, crossedHost, options.tokenOverHttp))
             message.set(bhttp::field::authorization, "Bearer " + options.token);
         if (!body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put) {
             message.body() = body;

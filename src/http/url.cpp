@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 namespace hfwarm::http {
 
@@ -35,6 +36,26 @@ std::string cutSecrets(std::string_view url) {
 }
 
 }  // namespace
+
+std::optional<std::uint16_t> parsePort(std::string_view digits) {
+    // Boost 1.81's port_number() keeps the low 16 bits of a longer number (99999 -> 34463).
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || value == 0 ||
+        value > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(value);
+}
+
+std::string maskUserinfo(std::string_view url) {
+    auto schemeEnd = url.find("://");
+    if (schemeEnd == std::string_view::npos) return std::string(url);
+    auto authorityStart = schemeEnd + 3;
+    auto authorityEnd = url.find_first_of("/?#", authorityStart);
+    auto at = url.substr(0, authorityEnd).rfind('@');
+    if (at == std::string_view::npos || at < authorityStart) return std::string(url);
+    return std::string(url.substr(0, authorityStart)) + "***" + std::string(url.substr(at));
+}
 
 std::string quote(std::string_view text, std::string_view safe) {
     std::string safeChars(safe);
@@ -73,8 +94,10 @@ Result<Url> parseUrl(std::string_view text) {
     if (out.host.empty()) return makeError("URL " + cutSecrets(text) + " has no host");
     out.port = defaultPort(u.scheme_id());
     if (u.has_port() && !u.port().empty()) {
-        if (u.port_number() == 0) return makeError("URL " + cutSecrets(text) + " has an invalid port");
-        out.port = u.port_number();
+        auto port = parsePort(u.port());
+        if (!port)
+            return makeError("URL " + cutSecrets(text) + " has an invalid port: use one from 1 to 65535");
+        out.port = *port;
     }
     out.path = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
     out.target = out.path;
@@ -150,8 +173,8 @@ bool followsRedirect(RedirectPolicy policy, const RedirectTarget& target) {
     return false;
 }
 
-bool sendsToken(const Url& url, std::string_view tokenHost, bool crossedHost) {
-    return !crossedHost && url.https() && !tokenHost.empty() && url.authority() == tokenHost;
+bool sendsToken(const Url& url, std::string_view tokenHost, bool crossedHost, bool overHttp) {
+    return !crossedHost && (url.https() || overHttp) && !tokenHost.empty() && url.authority() == tokenHost;
 }
 
 bool bypassesProxy(std::string_view host, std::uint16_t port, std::string_view noProxy) {

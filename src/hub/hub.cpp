@@ -132,7 +132,8 @@ HubResult<RepoFile> decodeFile(const json& entry, std::size_t index, const RepoR
 bool tokenWentTo(const http::Client& client, const http::Response& response) {
     if (client.options().token.empty()) return false;
     auto url = http::parseUrl(response.finalUrl);
-    return url && http::sendsToken(*url, client.options().tokenHost, response.crossedHost);
+    return url && http::sendsToken(*url, client.options().tokenHost, response.crossedHost,
+                                   client.options().tokenOverHttp);
 }
 
 HubError listingFailure(const http::Failure& failure, const RepoRef& repo) {

@@ -2,7 +2,10 @@
 
 #include "hfwarm/util/hash.hpp"
 
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -390,21 +393,46 @@ ParseResult parse(std::string_view text, std::string_view fileName) {
 
 ParseResult load(const std::filesystem::path& file) {
     const std::string name = file.string();
-    auto fail = [&](int err) {
+    auto fail = [&](std::string message) {
         ParseResult result;
-        result.errors.push_back(
-            {name, 0, 0,
-             std::string("cannot read the manifest: ") + std::strerror(err) + "; check the path"});
+        result.errors.push_back({name, 0, 0, std::move(message)});
         return result;
     };
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(name.c_str(), "rb"), &std::fclose);
-    if (!f) return fail(errno);
+    auto failErrno = [&](int err) {
+        return fail(std::string("cannot read the manifest: ") + std::strerror(err) + "; check the path");
+    };
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever.
+    const int fd = ::open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return failErrno(errno);
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return failErrno(errno);
+    if (S_ISDIR(st.st_mode)) return failErrno(EISDIR);
+    if (!S_ISREG(st.st_mode))
+        return fail(
+            "cannot read the manifest: it is not a regular file (a FIFO, socket or device); give the "
+            "path of a manifest file");
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxManifestBytes)
+        return fail("the manifest is " + std::to_string(st.st_size) + " bytes, more than the limit of " +
+                    std::to_string(kMaxManifestBytes) +
+                    " (16 MiB); split it into several manifests or "
+                    "remove entries");
     std::string text;
     char buf[65536];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) text.append(buf, n);
-    // A directory opens fine on Linux; the read then fails with EISDIR.
-    if (std::ferror(f.get())) return fail(errno);
+    while (true) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno(errno);
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        // The file may grow after fstat: the limit holds for what is read.
+        if (text.size() > kMaxManifestBytes)
+            return fail("the manifest grew past the limit of " + std::to_string(kMaxManifestBytes) +
+                        " bytes (16 MiB) while it was read; split it into several manifests");
+    }
     return parse(text, name);
 }
 

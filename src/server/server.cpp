@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -68,6 +69,37 @@ int probeSocket(const std::string& path) {
 
 }  // namespace
 
+Result<void> checkSocketDir(const std::filesystem::path& dir) {
+    const uid_t me = ::geteuid();
+    const std::string shown = dir.string();
+    struct stat link {};
+    if (::lstat(dir.c_str(), &link) != 0)
+        return makeError("cannot inspect the socket directory " + shown + ": " + errnoText(errno));
+    if (S_ISLNK(link.st_mode) && link.st_uid != me && link.st_uid != 0)
+        return makeError("refusing the socket directory " + shown + ": it is a symlink owned by user " +
+                         std::to_string(link.st_uid) +
+                         ", who could point it elsewhere at any time; remove it " +
+                         "(as its owner or root) or choose another --socket");
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0)
+        return makeError("cannot inspect the socket directory " + shown + ": " + errnoText(errno));
+    if (!S_ISDIR(st.st_mode))
+        return makeError("cannot use " + shown +
+                         " as the socket directory: it is not a directory; remove it "
+                         "or choose another --socket");
+    if (st.st_uid != me && st.st_uid != 0)
+        return makeError("refusing the socket directory " + shown + ": it belongs to user " +
+                         std::to_string(st.st_uid) + ", not to you (" + std::to_string(me) +
+                         "), so they could replace the socket; remove it (as its owner or root) and start "
+                         "again, or set XDG_RUNTIME_DIR or choose another --socket");
+    if ((st.st_mode & 0022) != 0)
+        return makeError("refusing the socket directory " + shown + ": its mode " +
+                         fmt::format("{:04o}", st.st_mode & 07777) +
+                         " lets other users replace the socket; run chmod go-w " + shown +
+                         " or choose another --socket");
+    return {};
+}
+
 struct Connection;
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
@@ -82,6 +114,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     net::awaitable<void> acceptLoop();
     net::awaitable<void> reject(Socket socket);
     net::awaitable<protocol::Response> dispatch(Connection& connection, protocol::Request request);
+    std::size_t subscribers() const;
+    std::size_t subscriberLimit() const {
+        if (options_.maxSubscribers > 0) return options_.maxSubscribers;
+        return std::max<std::size_t>(1, options_.maxClients / 2);
+    }
 
     net::any_io_executor executor_;
     Options options_;
@@ -105,6 +142,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
           socket_(std::move(socket)),
           wake_(socket_.get_executor()),
           idle_(socket_.get_executor()),
+          room_(socket_.get_executor()),
           id_(server_->nextConnectionId_++) {
         wake_.expires_at(net::steady_timer::time_point::max());
         server_->connections_.insert(this);
@@ -114,18 +152,37 @@ struct Connection : std::enable_shared_from_this<Connection> {
     net::awaitable<void> readLoop();
     net::awaitable<void> writeLoop();
 
-    // Queues a line; false (and the client is dropped) when the queue is full.
-    bool enqueue(std::shared_ptr<const std::string> line) {
-        if (dropped_) return false;
-        if (queue_.size() >= server_->options_.maxQueuedLines) {
-            server_->log_->warn("dropping client that does not read its replies client={} queued={}", id_,
-                                queue_.size());
-            drop();
-            return false;
-        }
+    // Queues a reply. The reader then waits in waitForRoom() before it reads the next request.
+    void enqueue(std::shared_ptr<const std::string> line) {
+        if (dropped_) return;
+        queuedBytes_ += line->size();
         queue_.push_back(std::move(line));
         wake_.cancel();
-        return true;
+    }
+
+    // Queues a notification; a subscriber that would go past the limit is dropped (a broadcast
+    // cannot wait for one slow reader).
+    void notify(std::shared_ptr<const std::string> line) {
+        if (dropped_) return;
+        if (queuedBytes_ + line->size() > server_->options_.maxQueuedNotificationBytes) {
+            server_->log_->warn(
+                "dropping subscriber that does not read its notifications client={} queued={}", id_,
+                queuedBytes_);
+            drop();
+            return;
+        }
+        enqueue(std::move(line));
+    }
+
+    bool full() const { return queuedBytes_ >= server_->options_.maxQueuedBytes; }
+
+    // Until the writer has brought the queue under the limit: a client that sends requests without
+    // reading the replies is not read from, so its requests cost neither memory nor time.
+    net::awaitable<void> waitForRoom() {
+        while (full() && !dropped_) {
+            room_.expires_at(net::steady_timer::time_point::max());
+            co_await room_.async_wait(asTuple);
+        }
     }
 
     // Writes what is queued, then closes.
@@ -141,6 +198,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
         boost::system::error_code ignored;
         socket_.close(ignored);
         wake_.cancel();
+        room_.cancel();
     }
 
     void armIdleTimer() {
@@ -162,7 +220,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
     Socket socket_;
     net::steady_timer wake_;  // the writer sleeps on it; cancel() wakes it
     net::steady_timer idle_;
+    net::steady_timer room_;  // the reader sleeps on it while the queue is full; the writer wakes it
     std::deque<std::shared_ptr<const std::string>> queue_;
+    std::size_t queuedBytes_ = 0;
     std::uint64_t id_;
     std::uint64_t idleGeneration_ = 0;
     bool subscribed_ = false;
@@ -178,6 +238,8 @@ net::awaitable<void> Connection::readLoop() {
     const std::size_t maxLine = server_->options_.maxLineBytes;
     while (!dropped_ && !server_->stopping_) {
         armIdleTimer();
+        co_await waitForRoom();
+        if (dropped_ || server_->stopping_) break;
         auto [ec, length] =
             co_await net::async_read_until(socket_, net::dynamic_buffer(buffer, maxLine + 1), '\n', asTuple);
         idle_.cancel();
@@ -232,12 +294,15 @@ net::awaitable<void> Connection::writeLoop() {
             drop();
             break;
         }
+        queuedBytes_ -= queue_.front()->size();
         queue_.pop_front();
+        if (!full()) room_.cancel();
     }
     boost::system::error_code ignored;
     socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
     idle_.cancel();
+    room_.cancel();
 }
 
 net::awaitable<protocol::Response> Server::Impl::dispatch(Connection& connection, protocol::Request request) {
@@ -247,6 +312,13 @@ net::awaitable<protocol::Response> Server::Impl::dispatch(Connection& connection
                                        protocol::VersionResult{options_.version, protocol::kProtocolVersion});
     }
     if (request.method == protocol::method::subscribe) {
+        if (!connection.subscribed_ && subscribers() >= subscriberLimit()) {
+            co_return protocol::makeError(id, protocol::ErrorCode::TooManyClients,
+                                          "too many subscribers: hfwarmd keeps at most " +
+                                              std::to_string(subscriberLimit()) +
+                                              " subscriptions so that other clients can connect; poll "
+                                              "status instead, or retry later");
+        }
         connection.subscribed_ = true;
         connection.idle_.cancel();
         co_return protocol::makeResult(id, json{{"subscribed", true}});
@@ -310,6 +382,11 @@ net::awaitable<void> Server::Impl::acceptLoop() {
             net::co_spawn(executor_, reject(std::move(socket)), logErrors);
             continue;
         }
+        // A small kernel buffer too: what a client that never reads can make the daemon compute is
+        // this plus maxQueuedBytes, not the kernel's default of about 200 KiB.
+        boost::system::error_code ignored;
+        socket.set_option(net::socket_base::send_buffer_size(static_cast<int>(options_.maxQueuedBytes)),
+                          ignored);
         auto connection = std::make_shared<Connection>(keep, std::move(socket));
         log_->debug("client connected client={} clients={}", connection->id_, connections_.size());
         net::co_spawn(executor_, connection->readLoop(), logErrors);
@@ -346,11 +423,13 @@ Result<void> Server::listen() {
     auto parent = o.socketPath.parent_path();
     if (!parent.empty()) {
         std::error_code fsError;
-        if (!std::filesystem::exists(parent, fsError)) {
-            std::filesystem::create_directories(parent, fsError);
-            if (fsError) {
+        if (!std::filesystem::exists(std::filesystem::symlink_status(parent, fsError))) {
+            if (parent.has_parent_path()) std::filesystem::create_directories(parent.parent_path(), fsError);
+            // Created 0700 from the start: there is no moment when someone else could enter it.
+            if (fsError || (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST)) {
                 return makeError("cannot create the socket directory " + parent.string() + ": " +
-                                 fsError.message() + "; create it or choose another --socket");
+                                 (fsError ? fsError.message() : errnoText(errno)) +
+                                 "; create it or choose another --socket");
             }
             // Other users need search permission on the directory to reach a group-accessible socket.
             mode_t dirMode = 0700;
@@ -358,6 +437,7 @@ Result<void> Server::listen() {
             if (o.mode & 0007) dirMode |= 0001;
             ::chmod(parent.c_str(), dirMode);
         }
+        if (auto safe = checkSocketDir(parent); !safe) return safe.error();
     }
     struct stat existing {};
     if (::lstat(path.c_str(), &existing) == 0) {
@@ -443,14 +523,15 @@ void Server::stop() {
         // A read in progress ends with EOF and the reader lets the writer flush and close; a request
         // being handled still gets its reply, then the reader sees stopping_ and does the same.
         if (!connection->busy_) connection->socket_.shutdown(Socket::shutdown_receive, ignored);
+        connection->room_.cancel();
     }
 }
 
 void Server::broadcast(const protocol::Notification& notification) {
     auto line = std::make_shared<const std::string>(protocol::encode(notification));
-    // enqueue may drop a client, which only closes its socket: the set is not modified here.
+    // notify may drop a client, which only closes its socket: the set is not modified here.
     for (Connection* connection : impl_->connections_) {
-        if (connection->subscribed_) connection->enqueue(line);
+        if (connection->subscribed_) connection->notify(line);
     }
 }
 
@@ -458,11 +539,15 @@ std::size_t Server::clientCount() const {
     return impl_->connections_.size();
 }
 
-std::size_t Server::subscriberCount() const {
+std::size_t Server::Impl::subscribers() const {
     std::size_t count = 0;
-    for (Connection* connection : impl_->connections_)
+    for (Connection* connection : connections_)
         count += connection->subscribed_ && !connection->dropped_ ? 1 : 0;
     return count;
+}
+
+std::size_t Server::subscriberCount() const {
+    return impl_->subscribers();
 }
 
 const std::filesystem::path& Server::socketPath() const {

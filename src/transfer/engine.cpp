@@ -2,6 +2,7 @@
 
 #include "hfwarm/cache/lock.hpp"
 #include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/cache/tree.hpp"
 #include "hfwarm/cache/write.hpp"
 #include "hfwarm/hub/hub.hpp"
@@ -409,7 +410,7 @@ struct Engine::Impl {
         auto deadline = Clock::now() + options.lockTimeout;
         bool logged = false;
         while (true) {
-            auto attempt = cache::BlobLock::tryAcquire(lockPath);
+            auto attempt = cache::BlobLock::tryAcquire(options.root, lockPath);
             if (!attempt) co_return attempt.error();
             if (*attempt) co_return std::move(**attempt);
             if (Clock::now() >= deadline)
@@ -425,10 +426,8 @@ struct Engine::Impl {
         }
     }
 
-    static bool blobPresent(const std::filesystem::path& blob, std::uint64_t size) {
-        struct stat st {};
-        return ::stat(blob.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-               static_cast<std::uint64_t>(st.st_size) == size;
+    bool blobPresent(const std::filesystem::path& blob, std::uint64_t size) const {
+        return cache::isCacheFileOfSize(options.root, blob, size);
     }
 
     Result<void> finishFile(Run& run, const cache::RepoLayout& layout, const std::string& commit,
@@ -544,10 +543,10 @@ struct Engine::Impl {
         std::uint64_t size = 0;
     };
 
-    static std::optional<SegmentState> loadSegments(const std::filesystem::path& file, std::uint64_t size) {
-        std::ifstream in(file);
-        if (!in) return std::nullopt;
-        auto doc = json::parse(in, nullptr, false);
+    std::optional<SegmentState> loadSegments(const std::filesystem::path& file, std::uint64_t size) const {
+        auto text = cache::readCacheFile(options.root, file, cache::kMaxStateFileBytes);
+        if (!text || !*text) return std::nullopt;
+        auto doc = json::parse(**text, nullptr, false);
         if (!doc.is_object() || !doc.contains("size") || !doc["size"].is_number_unsigned() ||
             doc["size"].get<std::uint64_t>() != size || !doc.contains("segments") ||
             !doc["segments"].is_array())
@@ -573,23 +572,17 @@ struct Engine::Impl {
         return state;
     }
 
-    static void saveSegments(const std::filesystem::path& file, const SegmentState& state) {
+    void saveSegments(const std::filesystem::path& file, const SegmentState& state) const {
         json doc{{"size", state.size}, {"segments", json::array()}};
         for (const auto& span : state.spans) doc["segments"].push_back({span.begin, span.end, span.pos});
-        auto temp = file;
-        temp += ".tmp";
-        {
-            std::ofstream out(temp, std::ios::trunc);
-            out << doc.dump();
-            if (!out) return;
-        }
-        std::error_code ec;
-        std::filesystem::rename(temp, file, ec);
+        if (auto saved = cache::writeCacheFile(options.root, file, doc.dump()); !saved)
+            log->warn("cannot save download progress reason=\"{}\"", saved.error().message);
     }
 
-    static net::awaitable<Result<cache::PublishOutcome>> publishBlob(std::filesystem::path incomplete,
+    static net::awaitable<Result<cache::PublishOutcome>> publishBlob(std::filesystem::path root,
+                                                                     std::filesystem::path incomplete,
                                                                      std::filesystem::path blob) {
-        co_return cache::publishBlob(incomplete, blob);
+        co_return cache::publishBlob(root, incomplete, blob);
     }
 
     // Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
@@ -897,10 +890,10 @@ struct Engine::Impl {
         }
 
         job.incomplete = *incomplete;
-        int fd = ::open(incomplete->c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-            co_return makeError("cannot open " + incomplete->string() + ": " + errnoText(errno) +
-                                "; check the permissions of the cache folder");
+        auto opened = cache::openCacheFile(options.root, *incomplete, O_RDWR | O_CREAT, 0644);
+        if (!opened)
+            co_return makeError(opened.error().message + "; check the permissions of the cache folder");
+        const int fd = opened->release();
         struct FdCloser {
             int fd;
             ~FdCloser() { ::close(fd); }
@@ -983,8 +976,8 @@ struct Engine::Impl {
 
         // fsync and rename block for milliseconds per file: on the pool, the event loop keeps the
         // other transfers moving.
-        auto published = co_await net::co_spawn(syncPool.get_executor(), publishBlob(*incomplete, *blob),
-                                                net::use_awaitable);
+        auto published = co_await net::co_spawn(
+            syncPool.get_executor(), publishBlob(options.root, *incomplete, *blob), net::use_awaitable);
         if (!published) co_return published.error();
         counters.filesDownloaded += 1;
         log->info("file ready repo={} path={} size={}", hub::describe(repo), job.path, job.size);

@@ -1,6 +1,7 @@
 #include "hfwarm/cache/lock.hpp"
 #include "hfwarm/cache/paths.hpp"
 #include "hfwarm/cache/root.hpp"
+#include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/cache/scan.hpp"
 #include "hfwarm/cache/tree.hpp"
 #include "hfwarm/cache/write.hpp"
@@ -406,7 +407,8 @@ TEST_CASE("a symlinked folder leading out of the cache is never written through"
 
     auto result = linkSnapshot(layout, kCommit, "config.json", std::string(40, 'a'));
     REQUIRE_FALSE(result.has_value());
-    CHECK(result.error().message.find("symlink leading out of the cache") != std::string::npos);
+    CHECK(result.error().message.find(": it is a symlink, and hfwarm never follows one inside the cache") !=
+          std::string::npos);
     CHECK(result.error().message.find((layout.snapshotsDir() / kCommit).string()) != std::string::npos);
     CHECK(fs::is_empty(outside));
 
@@ -415,14 +417,146 @@ TEST_CASE("a symlinked folder leading out of the cache is never written through"
     CHECK(fs::is_empty(outside));
 }
 
-TEST_CASE("a symlinked folder that stays inside the cache is followed") {
+TEST_CASE("a symlinked folder is refused even when it stays inside the cache") {
     TempDir tmp;
     RepoLayout layout(tmp.path, repoRef("org/name"));
     REQUIRE(prepareRepo(layout).has_value());
     fs::create_directories(tmp.path / "elsewhere-in-cache");
     fs::create_directory_symlink(tmp.path / "elsewhere-in-cache", layout.snapshotsDir() / kCommit);
-    REQUIRE(linkSnapshot(layout, kCommit, "config.json", std::string(40, 'a')).has_value());
-    CHECK(fs::is_symlink(tmp.path / "elsewhere-in-cache/config.json"));
+    auto result = linkSnapshot(layout, kCommit, "config.json", std::string(40, 'a'));
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().message.find("is a symlink") != std::string::npos);
+    CHECK(fs::is_empty(tmp.path / "elsewhere-in-cache"));
+}
+
+TEST_CASE("a symlinked repo folder, .locks or lock folder is refused and nothing is written through it") {
+    TempDir tmp;
+    fs::path root = tmp.path / "cache";
+    fs::path outside = tmp.path / "outside";
+    fs::create_directories(root);
+    fs::create_directories(outside);
+    RepoLayout layout(root, repoRef("org/name"));
+    const std::string etag(64, 'a');
+
+    SUBCASE("the repo folder") {
+        fs::create_directory_symlink(outside, layout.repoDir());
+        auto result = prepareRepo(layout);
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.error().message.find(layout.repoDir().string() + ": it is a symlink") !=
+              std::string::npos);
+        CHECK_FALSE(writeRef(layout, "main", kCommit).has_value());
+        CHECK_FALSE(markNoExist(layout, kCommit, "x").has_value());
+        CHECK_FALSE(writeTree(layout, kCommit, {}).has_value());
+    }
+    SUBCASE(".locks") {
+        fs::create_directory_symlink(outside, root / ".locks");
+        CHECK_FALSE(prepareRepo(layout).has_value());
+        auto lock = BlobLock::tryAcquire(root, layout.lockFile(etag).value());
+        REQUIRE_FALSE(lock.has_value());
+        CHECK(lock.error().message.find((root / ".locks").string() + ": it is a symlink") !=
+              std::string::npos);
+    }
+    SUBCASE(".locks/<repo folder>") {
+        fs::create_directories(root / ".locks");
+        fs::create_directory_symlink(outside, layout.locksDir());
+        CHECK_FALSE(prepareRepo(layout).has_value());
+        CHECK_FALSE(BlobLock::tryAcquire(root, layout.lockFile(etag).value()).has_value());
+    }
+    SUBCASE("a state file's temp name") {
+        fs::create_directories(layout.locksDir());
+        fs::create_symlink(outside / "victim", layout.locksDir() / (etag + ".segments.tmp"));
+        CHECK_FALSE(openCacheFile(root, layout.locksDir() / (etag + ".segments.tmp"), O_WRONLY | O_CREAT)
+                        .has_value());
+        REQUIRE(writeCacheFile(root, layout.locksDir() / (etag + ".segments"), "{}").has_value());
+        CHECK(readFile(layout.locksDir() / (etag + ".segments")) == "{}");
+    }
+    CHECK(fs::is_empty(outside));
+}
+
+TEST_CASE(
+    "a state file is rewritten through <name>.tmp, whatever a killed writer or a planted symlink left "
+    "there") {
+    TempDir tmp;
+    fs::path outside = tmp.path / "outside";
+    writeFile(outside, "keep");
+    fs::path state = tmp.path / ".locks" / "models--org--name" / "x.segments";
+    fs::create_directories(state.parent_path());
+    writeFile(state.string() + ".tmp", "half a write of a killed process");
+    REQUIRE(writeCacheFile(tmp.path, state, "{\"size\": 1}").has_value());
+    CHECK(readFile(state) == "{\"size\": 1}");
+    CHECK_FALSE(fs::exists(state.string() + ".tmp"));
+
+    fs::create_symlink(outside, state.string() + ".tmp");
+    REQUIRE(writeCacheFile(tmp.path, state, "{\"size\": 2}").has_value());
+    CHECK(readFile(state) == "{\"size\": 2}");
+    CHECK(readFile(outside) == "keep");
+    CHECK(std::vector<fs::path>(fs::directory_iterator(state.parent_path()), {}) ==
+          std::vector<fs::path>{state});
+}
+
+TEST_CASE("cache files are read only when regular and within their size limit") {
+    TempDir tmp;
+    writeFile(tmp.path / "small", "abc");
+    CHECK(readCacheFile(tmp.path, tmp.path / "small", 3).value() == "abc");
+    CHECK_FALSE(readCacheFile(tmp.path, tmp.path / "absent", 3).value().has_value());
+    auto big = readCacheFile(tmp.path, tmp.path / "small", 2);
+    REQUIRE_FALSE(big.has_value());
+    CHECK(big.error().message.find("more than the 2") != std::string::npos);
+    fs::create_symlink("/dev/zero", tmp.path / "zero");
+    CHECK_FALSE(readCacheFile(tmp.path, tmp.path / "zero", 3).has_value());
+    REQUIRE(::mkfifo((tmp.path / "fifo").c_str(), 0600) == 0);
+    auto fifo = readCacheFile(tmp.path, tmp.path / "fifo", 3);
+    REQUIRE_FALSE(fifo.has_value());
+    CHECK(fifo.error().message.find("not a regular file") != std::string::npos);
+    CHECK_FALSE(readCacheFile(tmp.path, "/etc/hostname", 4096).has_value());
+}
+
+TEST_CASE("a blob that is a symlink is never ready: not for the engine, lookup, scan or verify") {
+    TempDir tmp;
+    fs::path root = tmp.path / "cache";
+    const std::string content = "right size, wrong bytes";
+    const std::string etag = util::gitBlobSha1Hex("the real content of it!");
+    REQUIRE(content.size() == std::string("the real content of it!").size());
+    writeFile(tmp.path / "planted", content);
+    RepoLayout layout(root, repoRef("org/name"));
+    REQUIRE(prepareRepo(layout).has_value());
+    fs::path blob = layout.blob(etag).value();
+    fs::create_symlink(tmp.path / "planted", blob);
+    REQUIRE(linkSnapshot(layout, kCommit, "config.json", etag).has_value());
+    REQUIRE(writeRef(layout, "main", kCommit).has_value());
+
+    CHECK_FALSE(isCacheFileOfSize(root, blob, content.size()));
+    CHECK(lookup(root, repoRef("org/name"), "config.json").value().state == LookupState::Unknown);
+    auto scan = scanEntry(root, entryFor(repoRef("org/name")));
+    CHECK(scan.state != EntryState::Ready);
+    CHECK(std::any_of(scan.problems.begin(), scan.problems.end(),
+                      [](const Problem& p) { return p.kind == ProblemKind::SymlinkInCache; }));
+    auto verified = verifyBlob(blob, etag);
+    REQUIRE_FALSE(verified.has_value());
+    CHECK(verified.error().message.find("symlink") != std::string::npos);
+
+    // A download replaces the planted symlink, never its target.
+    fs::path incomplete = layout.incompleteBlob(etag).value();
+    writeFile(incomplete, "the real content of it!");
+    CHECK(publishBlob(root, incomplete, blob).value() == PublishOutcome::Published);
+    CHECK_FALSE(fs::is_symlink(blob));
+    CHECK(isCacheFileOfSize(root, blob, content.size()));
+    CHECK(readFile(tmp.path / "planted") == content);
+    CHECK(lookup(root, repoRef("org/name"), "config.json").value().state == LookupState::Cached);
+}
+
+TEST_CASE("a symlinked repo folder is missing to the scanner and unknown to lookup") {
+    TempDir tmp;
+    completeRepo(tmp.path / "elsewhere");
+    fs::create_directories(tmp.path / "cache");
+    fs::create_directory_symlink(tmp.path / "elsewhere" / "models--org--name",
+                                 tmp.path / "cache" / "models--org--name");
+    auto scan = scanEntry(tmp.path / "cache", entryFor(repoRef("org/name")));
+    CHECK(scan.state == EntryState::Missing);
+    REQUIRE_FALSE(scan.problems.empty());
+    CHECK(scan.problems.front().kind == ProblemKind::SymlinkInCache);
+    CHECK(lookup(tmp.path / "cache", repoRef("org/name"), "config.json").value().state ==
+          LookupState::Unknown);
 }
 
 TEST_CASE("refs hold exactly the commit, with no newline, and nest on slashes") {
@@ -526,21 +660,21 @@ TEST_CASE("publishing renames the temp file onto the blob") {
     fs::path blob = layout.blob(etag).value();
 
     writeFile(incomplete, content);
-    CHECK(publishBlob(incomplete, blob).value() == PublishOutcome::Published);
+    CHECK(publishBlob(tmp.path, incomplete, blob).value() == PublishOutcome::Published);
     CHECK(readFile(blob) == content);
     CHECK_FALSE(fs::exists(incomplete));
 
     SUBCASE("an existing identical blob is replaced") {
         writeFile(incomplete, content);
-        CHECK(publishBlob(incomplete, blob).value() == PublishOutcome::Published);
+        CHECK(publishBlob(tmp.path, incomplete, blob).value() == PublishOutcome::Published);
         CHECK(readFile(blob) == content);
     }
     SUBCASE("a vanished temp file with the blob in place means another process published it") {
-        CHECK(publishBlob(incomplete, blob).value() == PublishOutcome::AlreadyPresent);
+        CHECK(publishBlob(tmp.path, incomplete, blob).value() == PublishOutcome::AlreadyPresent);
     }
     SUBCASE("a vanished temp file without a blob is an error naming the file") {
         fs::remove(blob);
-        auto result = publishBlob(incomplete, blob);
+        auto result = publishBlob(tmp.path, incomplete, blob);
         REQUIRE_FALSE(result.has_value());
         CHECK(result.error().message.find(incomplete.string()) != std::string::npos);
         CHECK(result.error().message.find("disappeared") != std::string::npos);
@@ -599,26 +733,26 @@ TEST_CASE("prepareRepo creates the repo folders and the lock folder") {
 TEST_CASE("a blob lock excludes a second acquisition until it is released") {
     TempDir tmp;
     fs::path path = tmp.path / ".locks/models--org--name" / (std::string(64, 'a') + ".lock");
-    auto first = BlobLock::tryAcquire(path);
+    auto first = BlobLock::tryAcquire(tmp.path, path);
     REQUIRE(first.has_value());
     REQUIRE(first->has_value());
     CHECK(((fs::status(path).permissions() & fs::perms::all) ==
            (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::group_write |
             fs::perms::others_read)));
 
-    auto second = BlobLock::tryAcquire(path);
+    auto second = BlobLock::tryAcquire(tmp.path, path);
     REQUIRE(second.has_value());
     CHECK_FALSE(second->has_value());
 
     first->reset();
     CHECK(fs::exists(path));  // released without unlinking
-    auto third = BlobLock::tryAcquire(path);
+    auto third = BlobLock::tryAcquire(tmp.path, path);
     REQUIRE(third.has_value());
     CHECK(third->has_value());
 
     BlobLock moved = std::move(**third);
     CHECK(moved.path() == path);
-    CHECK_FALSE(BlobLock::tryAcquire(path).value().has_value());
+    CHECK_FALSE(BlobLock::tryAcquire(tmp.path, path).value().has_value());
 }
 
 TEST_CASE("a flock held through another descriptor, as Python's filelock holds it, blocks tryAcquire") {
@@ -627,13 +761,13 @@ TEST_CASE("a flock held through another descriptor, as Python's filelock holds i
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0664);
     REQUIRE(fd >= 0);
     REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
-    CHECK_FALSE(BlobLock::tryAcquire(path).value().has_value());
+    CHECK_FALSE(BlobLock::tryAcquire(tmp.path, path).value().has_value());
 
     // filelock's release unlinks the file, then unlocks: the next lock is taken on a new file.
     ::unlink(path.c_str());
     ::flock(fd, LOCK_UN);
     ::close(fd);
-    auto lock = BlobLock::tryAcquire(path);
+    auto lock = BlobLock::tryAcquire(tmp.path, path);
     REQUIRE(lock.has_value());
     CHECK(lock->has_value());
     CHECK(fs::exists(path));
@@ -643,7 +777,7 @@ TEST_CASE("a lock file behind a symlink is refused") {
     TempDir tmp;
     writeFile(tmp.path / "target", "");
     fs::create_symlink(tmp.path / "target", tmp.path / "evil.lock");
-    auto result = BlobLock::tryAcquire(tmp.path / "evil.lock");
+    auto result = BlobLock::tryAcquire(tmp.path, tmp.path / "evil.lock");
     REQUIRE_FALSE(result.has_value());
     CHECK(result.error().message.find("evil.lock") != std::string::npos);
 }
@@ -850,7 +984,8 @@ TEST_CASE("what the write side produces scans as ready with no problems") {
         const std::string etag = lfs ? util::sha256Hex(content) : util::gitBlobSha1Hex(content);
         writeFile(layout.incompleteBlob(etag).value(), content);
         REQUIRE(verifyBlob(layout.incompleteBlob(etag).value(), etag, content.size()).has_value());
-        REQUIRE(publishBlob(layout.incompleteBlob(etag).value(), layout.blob(etag).value()).has_value());
+        REQUIRE(publishBlob(layout.root(), layout.incompleteBlob(etag).value(), layout.blob(etag).value())
+                    .has_value());
         REQUIRE(linkSnapshot(layout, kCommit, path, etag).has_value());
         TreeFile file{path, content.size(), util::gitBlobSha1Hex(content), {}, {}, {}};
         if (lfs) {

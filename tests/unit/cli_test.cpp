@@ -1,6 +1,7 @@
 // hfwarmctl through cli::run with captured streams. The commands that talk to a daemon run
 // against an in-process server with a scripted handler on a temp Unix socket.
 #include "hfwarm/cli/cli.hpp"
+#include "hfwarm/cli/client.hpp"
 
 #include "hfwarm/manifest/manifest.hpp"
 #include "hfwarm/protocol/messages.hpp"
@@ -144,6 +145,12 @@ TEST_CASE("usage errors exit 2 with a message") {
              {"lookup", "gpt2"},
              {"wait", "--timeout", "-1"},
              {"wait", "--timeout", "soon"},
+             {"wait", "--timeout", "nan"},
+             {"wait", "--timeout", "inf"},
+             {"wait", "--timeout", "-inf"},
+             {"wait", "--timeout", "1e308"},
+             {"wait", "--timeout", "1e10"},
+             {"wait", "--timeout", "604801"},
              {"status", "--bogus"},
              {"cache-key"},
          }) {
@@ -151,6 +158,29 @@ TEST_CASE("usage errors exit 2 with a message") {
         CHECK_MESSAGE(outcome.code == 2, "args: ", args.size() ? args[0] : "(none)");
         CHECK_FALSE(outcome.err.empty());
     }
+}
+
+TEST_CASE("a wait timeout that is not a finite number of seconds up to a week fails before connecting") {
+    // The socket exists nowhere: any connection attempt would exit 3 (unreachable), not 2.
+    for (const char* value : {"nan", "inf", "-1", "1e308", "1e10", "604800.5"}) {
+        auto outcome = runCli({"--socket", "/nonexistent/hfwarm.sock", "wait", "--timeout", value});
+        CHECK_MESSAGE(outcome.code == 2, value);
+        CHECK(outcome.err.find("expected a number of seconds from 0 to 604800 (a week), got \"" +
+                               std::string(value) + "\"") != std::string::npos);
+    }
+}
+
+TEST_CASE("control characters from the daemon are shown escaped, never sent to the terminal") {
+    CHECK(hfwarm::cli::printable("plain text, é € 日本") == "plain text, é € 日本");
+    CHECK(hfwarm::cli::printable("red \x1b[31mtitle\x07 bell") == "red \\x1b[31mtitle\\x07 bell");
+    CHECK(hfwarm::cli::printable("csi \xc2\x9b"
+                                 "2J del \x7f") == "csi \\u009b2J del \\x7f");
+    CHECK(hfwarm::cli::printable("lines\nand\ttabs stay") == "lines\nand\ttabs stay");
+    hfwarm::protocol::json value = {
+        {"error", "boom\x1b]0;owned\x07"}, {"files", {"a\rb", 3}}, {"k\x1b", true}};
+    hfwarm::cli::makePrintable(value);
+    CHECK(value == hfwarm::protocol::json{
+                       {"error", "boom\\x1b]0;owned\\x07"}, {"files", {"a\\x0db", 3}}, {"k\\x1b", true}});
 }
 
 TEST_CASE("--help and --version exit 0") {

@@ -1,4 +1,5 @@
 #include "hfwarm/config/config.hpp"
+#include "hfwarm/config/token.hpp"
 #include "hfwarm/daemon/app.hpp"
 
 #include "hfwarm_version.h"
@@ -54,6 +55,10 @@ std::string allErrors(const std::vector<std::string>& errors) {
     std::string out;
     for (const auto& e : errors) out += e + "\n";
     return out;
+}
+
+bool contains(const std::vector<std::string>& errors, const std::string& part) {
+    return allErrors(errors).find(part) != std::string::npos;
 }
 
 std::variant<hfwarm::daemon::Options, hfwarm::daemon::Exit> parseFlags(std::vector<std::string> args) {
@@ -471,13 +476,14 @@ TEST_CASE("errors of the file, the environment and the merged result are all rep
     auto r = resolve(o, env);
     INFO(allErrors(r.errors));
     CHECK(r.errors.size() == 4);
-    CHECK(hasError(r.errors, file.string() +
-                                 ": x: unknown key; known keys here: manifests, cache_dir, endpoint, "
-                                 "ca_file, socket, socket_mode, log_level, offline, connections, "
-                                 "connections_per_host, files_in_flight, segments, segment_min_size, "
-                                 "bandwidth, request_timeout, stall_timeout, retry, limits, "
-                                 "refresh_interval, min_free_space, max_clients, client_idle_timeout, "
-                                 "redis"));
+    CHECK(hasError(r.errors,
+                   file.string() +
+                       ": x: unknown key; known keys here: manifests, cache_dir, endpoint, "
+                       "ca_file, socket, socket_mode, log_level, offline, token_over_http, connections, "
+                       "connections_per_host, files_in_flight, segments, segment_min_size, "
+                       "bandwidth, request_timeout, stall_timeout, retry, limits, "
+                       "refresh_interval, min_free_space, max_clients, client_idle_timeout, "
+                       "redis"));
     CHECK(hasError(
         r.errors,
         "HF_ENDPOINT: expected an http:// or https:// URL, got \"nope\"; fix or unset the variable"));
@@ -555,6 +561,108 @@ TEST_CASE("bad flag values exit 2 with a message naming the flag and pointing to
         CHECK(exit.err.starts_with("hfwarmd: "));
         CHECK(exit.err.ends_with("Run 'hfwarmd --help' for the list of flags.\n"));
     }
+}
+
+TEST_CASE("durations above their maximum are config errors naming the key") {
+    for (const std::string key : {"request_timeout", "stall_timeout", "client_idle_timeout"}) {
+        CHECK(fromText("{\"" + key + "\": 3600}").ok());
+        CHECK(fromText("{\"" + key + "\": 1e10}").errors ==
+              std::vector<std::string>{"test.json: " + key +
+                                       ": must be at most 3600 seconds (an hour), got 10000000000.0"});
+        CHECK(contains(fromText("{\"" + key + "\": 1e308}").errors, key + ": must be at most 3600 seconds"));
+        CHECK(contains(fromText("{\"" + key + "\": 3600.5}").errors, key + ": must be at most"));
+    }
+    CHECK(fromText(R"({"refresh_interval": 604800})").ok());
+    CHECK(fromText(R"({"refresh_interval": 604801})").errors ==
+          std::vector<std::string>{
+              "test.json: refresh_interval: must be at most 604800 seconds (a week), got 604801"});
+    CHECK(contains(fromText(R"({"refresh_interval": 1e308})").errors, "refresh_interval: must be at most"));
+    CHECK(contains(fromText(R"({"retry": {"max_delay": 1e10}})").errors,
+                   "retry.max_delay: must be at most 3600 seconds (an hour)"));
+    CHECK(
+        contains(fromText(R"({"retry": {"base_delay": 3601}})").errors, "retry.base_delay: must be at most"));
+    CHECK(contains(fromText(R"({"stall_timeout": 0})").errors, "stall_timeout: must be greater than 0"));
+}
+
+TEST_CASE("an endpoint port outside 1..65535 is refused everywhere, with the reason") {
+    for (const std::string url : {"https://127.0.0.1:0", "https://127.0.0.1:65536", "https://127.0.0.1:99999",
+                                  "https://h:123456789012345678901"})
+        CHECK_FALSE(normalizeEndpoint(url).has_value());
+    CHECK(normalizeEndpoint("https://127.0.0.1:65535") == "https://127.0.0.1:65535");
+    CHECK(normalizeEndpoint("http://127.0.0.1:1/") == "http://127.0.0.1:1");
+
+    CHECK(
+        fromText(R"({"endpoint": "https://127.0.0.1:99999"})").errors ==
+        std::vector<std::string>{"test.json: endpoint: expected an http:// or https:// URL such as "
+                                 "\"https://huggingface.co\", got \"https://127.0.0.1:99999\" (the port must "
+                                 "be from 1 to 65535)"});
+    Config c;
+    Environment env;
+    env.variables = {{"HF_ENDPOINT", "https://127.0.0.1:0"}};
+    CHECK(applyEnvironment(c, env) ==
+          std::vector<std::string>{
+              "HF_ENDPOINT: expected an http:// or https:// URL, got \"https://127.0.0.1:0\" "
+              "(the port must be from 1 to 65535); fix or unset the variable"});
+    for (const std::string port : {"0", "65536", "99999"}) {
+        auto parsed = parseFlags({"--endpoint", "https://127.0.0.1:" + port});
+        REQUIRE(std::holds_alternative<hfwarm::daemon::Exit>(parsed));
+        const auto& exit = std::get<hfwarm::daemon::Exit>(parsed);
+        CHECK(exit.code == 2);
+        CHECK(exit.err.find("(the port must be from 1 to 65535)") != std::string::npos);
+    }
+}
+
+TEST_CASE("a password in the endpoint never appears in a message") {
+    const std::string url = "https://alice:hunter2secret@hub.example.com";
+    CHECK_FALSE(normalizeEndpoint(url).has_value());
+    auto fromFile = fromText(R"({"endpoint": "https://alice:hunter2secret@hub.example.com"})");
+    REQUIRE(fromFile.errors.size() == 1);
+    CHECK(fromFile.errors[0].find("hunter2secret") == std::string::npos);
+    CHECK(fromFile.errors[0].find("https://***@hub.example.com") != std::string::npos);
+
+    Config c;
+    Environment env;
+    env.variables = {{"HF_ENDPOINT", url}};
+    auto fromEnv = applyEnvironment(c, env);
+    REQUIRE(fromEnv.size() == 1);
+    CHECK(fromEnv[0].find("hunter2secret") == std::string::npos);
+    CHECK(fromEnv[0].find("alice") == std::string::npos);
+
+    Overrides flags;
+    flags.endpoint = url;
+    auto resolved = resolve(flags, Environment{});
+    CHECK(allErrors(resolved.errors).find("hunter2secret") == std::string::npos);
+    CHECK(contains(resolved.errors,
+                   "--endpoint: expected an http:// or https:// URL, got \"https://***@hub.example.com\""));
+
+    auto parsed = parseFlags({"--endpoint", url});
+    REQUIRE(std::holds_alternative<hfwarm::daemon::Exit>(parsed));
+    const auto& exit = std::get<hfwarm::daemon::Exit>(parsed);
+    CHECK(exit.code == 2);
+    CHECK(exit.err.find("hunter2secret") == std::string::npos);
+    CHECK(exit.err.find("'https://***@hub.example.com'") != std::string::npos);
+}
+
+TEST_CASE(
+    "a token with a plain http endpoint gives one warning naming HF_TOKEN, the endpoint and the opt-in") {
+    Config c;
+    c.endpoint = "http://cache.lan:8080";
+    auto warning = plainHttpTokenWarning(c, true);
+    REQUIRE(warning.has_value());
+    CHECK(*warning ==
+          "a token is set (HF_TOKEN or the token file) but the endpoint http://cache.lan:8080 is plain "
+          "http: the token is not sent there, so gated and private repos will fail; use an https:// "
+          "endpoint, or, for a trusted cache on your own network, set \"token_over_http\": true in the "
+          "config file");
+    CHECK_FALSE(plainHttpTokenWarning(c, false).has_value());
+    CHECK(fromText(R"({"token_over_http": true})").config.tokenOverHttp);
+    CHECK(contains(fromText(R"({"token_over_http": "yes"})").errors,
+                   "token_over_http: expected true or false"));
+    c.tokenOverHttp = true;
+    CHECK_FALSE(plainHttpTokenWarning(c, true).has_value());
+    c.tokenOverHttp = false;
+    c.endpoint = "https://huggingface.co";
+    CHECK_FALSE(plainHttpTokenWarning(c, true).has_value());
 }
 
 TEST_CASE("--version prints the name and version and exits 0") {

@@ -53,6 +53,26 @@ TEST_CASE("redaction drops query, fragment and user info") {
     CHECK(redactUrl("not a url?token=1") == "not a url");
 }
 
+TEST_CASE("a port is a number from 1 to 65535, never wrapped") {
+    CHECK(parsePort("1") == 1);
+    CHECK(parsePort("65535") == 65535);
+    for (const char* bad : {"0", "65536", "99999", "", "+80", "-1", "0x50", "8O", "123456789012345678901"})
+        CHECK_FALSE(parsePort(bad).has_value());
+    auto wrapped = parseUrl("https://127.0.0.1:99999/x");
+    REQUIRE_FALSE(wrapped.has_value());
+    CHECK(wrapped.error().message.find("invalid port") != std::string::npos);
+    CHECK_FALSE(parseUrl("https://127.0.0.1:0/").has_value());
+    CHECK_FALSE(parseUrl("https://127.0.0.1:65536/").has_value());
+}
+
+TEST_CASE("userinfo is masked, the rest of the URL kept") {
+    CHECK(maskUserinfo("https://user:pw@hub.example.com:8443/x?q=1") ==
+          "https://***@hub.example.com:8443/x?q=1");
+    CHECK(maskUserinfo("https://hub.example.com/a@b") == "https://hub.example.com/a@b");
+    CHECK(maskUserinfo("http://a:b@c@host/") == "http://***@host/");
+    CHECK(maskUserinfo("not a url") == "not a url");
+}
+
 TEST_CASE("authorities are normalized with the effective port") {
     CHECK(normalizeAuthority("https://huggingface.co") == "huggingface.co:443");
     CHECK(normalizeAuthority("https://HF.example:8443/prefix/") == "hf.example:8443");
@@ -127,12 +147,22 @@ TEST_CASE("the token goes only over https, only to the endpoint host, never afte
     auto cdnUrl = parseUrl("https://cdn.test/blob").value();
     auto plain = parseUrl("http://hub.test:443/api/models/x").value();
     auto otherPort = parseUrl("https://hub.test:8443/x").value();
-    CHECK(sendsToken(hubUrl, hub, false));
-    CHECK_FALSE(sendsToken(hubUrl, hub, true));
-    CHECK_FALSE(sendsToken(cdnUrl, hub, false));
-    CHECK_FALSE(sendsToken(plain, hub, false));
-    CHECK_FALSE(sendsToken(otherPort, hub, false));
-    CHECK_FALSE(sendsToken(hubUrl, "", false));
+    CHECK(sendsToken(hubUrl, hub, false, false));
+    CHECK_FALSE(sendsToken(hubUrl, hub, true, false));
+    CHECK_FALSE(sendsToken(cdnUrl, hub, false, false));
+    CHECK_FALSE(sendsToken(plain, hub, false, false));
+    CHECK_FALSE(sendsToken(otherPort, hub, false, false));
+    CHECK_FALSE(sendsToken(hubUrl, "", false, false));
+}
+
+TEST_CASE("with token_over_http the token goes over http to the endpoint host only") {
+    const std::string cache = normalizeAuthority("http://cache.lan:8080");
+    auto cacheUrl = parseUrl("http://cache.lan:8080/api/models/x").value();
+    auto elsewhere = parseUrl("http://cdn.lan:8080/blob").value();
+    CHECK_FALSE(sendsToken(cacheUrl, cache, false, false));
+    CHECK(sendsToken(cacheUrl, cache, false, true));
+    CHECK_FALSE(sendsToken(cacheUrl, cache, true, true));
+    CHECK_FALSE(sendsToken(elsewhere, cache, false, true));
 }
 
 TEST_CASE("header lookup is case-insensitive and keeps repeated fields") {

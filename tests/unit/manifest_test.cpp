@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -362,6 +364,38 @@ TEST_CASE("errors from a file carry its name; an unreadable file says why") {
 
     r = loadAll({bad, missing});
     CHECK(r.errors.size() == 2);
+    CHECK(r.manifest.entries.size() == 1);
+}
+
+TEST_CASE("a manifest that is not a regular file or is over 16 MiB is refused without reading it") {
+    TempDir dir;
+    ParseResult r = load("/dev/zero");
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].format() ==
+          "/dev/zero: cannot read the manifest: it is not a regular file (a FIFO, socket or "
+          "device); give the path of a manifest file");
+
+    // Opening a FIFO for reading blocks until a writer comes; load must answer at once.
+    const auto fifo = dir.path / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    r = load(fifo);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message.find("not a regular file") != std::string::npos);
+
+    const auto big = dir.path / "big.txt";
+    {
+        std::ofstream out(big);
+        out << std::string(kMaxManifestBytes, '#') << "\n";
+    }
+    r = load(big);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message ==
+          "the manifest is 16777217 bytes, more than the limit of 16777216 (16 MiB); split "
+          "it into several manifests or remove entries");
+
+    const auto limit = dir.write("limit.txt", "gpt2\n" + std::string(kMaxManifestBytes - 5, '#'));
+    r = load(limit);
+    CHECK(r.ok());
     CHECK(r.manifest.entries.size() == 1);
 }
 

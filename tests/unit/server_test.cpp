@@ -378,10 +378,27 @@ TEST_CASE("an idle client is closed and a subscriber is not") {
     CHECK(running.onLoop([&] { return running.server().subscriberCount(); }) == 1);
 }
 
+TEST_CASE("a burst of notifications past the reply bound reaches a subscriber that reads") {
+    TempDir dir;
+    RunningServer running(optionsIn(dir));
+    TestClient subscriber(running.server().socketPath());
+    CHECK(subscriber.call("subscribe", 1)["id"] == 1);
+    // 100 KiB at once, as a status change of a large manifest sends: far over the 4 KiB of replies
+    // a client may leave unread, within what a subscriber may fall behind.
+    running.onLoop([&] {
+        for (int i = 0; i < 100; ++i)
+            running.server().broadcast(
+                protocol::Notification{"entry", json{{"n", i}, {"pad", std::string(1000, 'x')}}});
+        return 0;
+    });
+    for (int i = 0; i < 100; ++i) REQUIRE(subscriber.readJson()["params"]["n"] == i);
+    CHECK(running.onLoop([&] { return running.server().subscriberCount(); }) == 1);
+}
+
 TEST_CASE("a subscriber that does not read is dropped instead of holding the daemon") {
     TempDir dir;
     auto options = optionsIn(dir);
-    options.maxQueuedLines = 4;
+    options.maxQueuedNotificationBytes = 64 * 1024;
     RunningServer running(options);
     TestClient reader(running.server().socketPath());
     CHECK(reader.call("subscribe", 1)["id"] == 1);
@@ -400,6 +417,104 @@ TEST_CASE("a subscriber that does not read is dropped instead of holding the dae
     }
     CHECK(running.onLoop([&] { return running.server().subscriberCount(); }) == 1);
     CHECK(reader.call("version", 2)["id"] == 2);
+}
+
+TEST_CASE("a client that pipelines without reading is paused, not dropped, and others are answered") {
+    TempDir dir;
+    auto options = optionsIn(dir);
+    options.maxQueuedBytes = 4 * 1024;
+    RunningServer running(options);
+    TestClient greedy(running.server().socketPath());
+    // 3000 requests (about 180 KiB) in one go, within the kernel's socket buffers: the server answers
+    // until 4 KiB of replies wait, then stops reading this client.
+    std::string burst;
+    for (int i = 0; i < 3000; ++i)
+        burst += json{{"jsonrpc", "2.0"}, {"id", i}, {"method", "version"}}.dump() + "\n";
+    REQUIRE(greedy.send(burst));
+
+    TestClient polite(running.server().socketPath());
+    CHECK(polite.call("version", 7)["id"] == 7);
+
+    // Once it reads, every reply arrives, in order.
+    for (int i = 0; i < 3000; ++i) {
+        auto reply = greedy.readJson();
+        REQUIRE(reply["id"] == i);
+    }
+    CHECK(greedy.call("version", 3000)["id"] == 3000);
+}
+
+TEST_CASE("subscribers are capped so that request/response clients keep their slots") {
+    TempDir dir;
+    auto options = optionsIn(dir);
+    options.maxClients = 4;
+    RunningServer running(options);
+    TestClient first(running.server().socketPath());
+    TestClient second(running.server().socketPath());
+    TestClient third(running.server().socketPath());
+    CHECK(first.call("subscribe", 1)["result"]["subscribed"] == true);
+    CHECK(second.call("subscribe", 1)["result"]["subscribed"] == true);
+    auto refused = third.call("subscribe", 1);
+    CHECK(refused["error"]["code"] == -32000);
+    CHECK(refused["error"]["message"].get<std::string>().find("too many subscribers") != std::string::npos);
+    CHECK(third.call("version", 2)["id"] == 2);
+    TestClient fourth(running.server().socketPath());
+    CHECK(fourth.call("version", 1)["id"] == 1);
+    CHECK(running.onLoop([&] { return running.server().subscriberCount(); }) == 2);
+
+    options = optionsIn(dir);
+    options.socketPath = dir.path() / "capped.sock";
+    options.maxSubscribers = 1;
+    RunningServer capped(options);
+    TestClient a(capped.server().socketPath());
+    TestClient b(capped.server().socketPath());
+    CHECK(a.call("subscribe", 1)["result"]["subscribed"] == true);
+    CHECK(b.call("subscribe", 1)["error"]["code"] == -32000);
+}
+
+TEST_CASE("a socket directory others can write or that belongs to someone else is refused") {
+    TempDir dir;
+    TestHandler handler;
+    net::io_context io;
+    auto options = optionsIn(dir);
+    std::filesystem::create_directories(options.socketPath.parent_path());
+
+    ::chmod(options.socketPath.parent_path().c_str(), 0777);
+    {
+        server::Server server(io.get_executor(), options, handler);
+        auto result = server.listen();
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.error().message ==
+              "refusing the socket directory " + options.socketPath.parent_path().string() +
+                  ": its mode 0777 lets other users replace the socket; run chmod go-w " +
+                  options.socketPath.parent_path().string() + " or choose another --socket");
+        CHECK_FALSE(std::filesystem::exists(options.socketPath));
+    }
+    ::chmod(options.socketPath.parent_path().c_str(), 0770);
+    CHECK_FALSE(server::checkSocketDir(options.socketPath.parent_path()).has_value());
+    ::chmod(options.socketPath.parent_path().c_str(), 0755);
+    CHECK(server::checkSocketDir(options.socketPath.parent_path()).has_value());
+
+    if (::geteuid() == 0) {
+        // Root can hand the folder to another user id, as a second user creating it first would.
+        REQUIRE(::chown(options.socketPath.parent_path().c_str(), 4242, 4242) == 0);
+        ::chmod(options.socketPath.parent_path().c_str(), 0700);
+        server::Server server(io.get_executor(), options, handler);
+        auto result = server.listen();
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.error().message.find("belongs to user 4242, not to you (0)") != std::string::npos);
+    }
+
+    // A directory the server creates itself is 0700 (plus search bits the socket mode needs).
+    options.socketPath = dir.path() / "fresh" / "private.sock";
+    options.mode = 0600;
+    {
+        server::Server server(io.get_executor(), options, handler);
+        REQUIRE(server.listen().has_value());
+        struct stat info {};
+        REQUIRE(::stat(options.socketPath.parent_path().c_str(), &info) == 0);
+        CHECK((info.st_mode & 07777) == 0700);
+        server.stop();
+    }
 }
 
 TEST_CASE("the socket file gets mode 0660 by default and the configured mode otherwise") {

@@ -41,6 +41,7 @@ enum class ProblemKind {
     KnownAbsent,          // a wanted file has a .no_exist marker: the Hub said it does not exist
     TreeUnreadable,       // trees/<commit>.json exists but is not a valid listing
     Unreadable,           // a folder or file could not be read (permissions, I/O error)
+    SymlinkInCache,       // the repo folder, one of its folders or a blob is a symlink: never followed
 };
 
 struct Problem {
@@ -71,7 +72,8 @@ struct EntryScan {
 };
 
 // Scans the cache at `root` for one manifest entry. Never throws on a strange cache: what cannot
-// be read becomes a Problem.
+// be read becomes a Problem. A symlinked repo folder (or blobs/, snapshots/, refs/) is not
+// followed: the entry is missing. A snapshot file whose blob is a symlink is not present.
 EntryScan scanEntry(const std::filesystem::path& root, const manifest::Entry& entry);
 
 enum class LookupState { Cached, Absent, Unknown };
@@ -87,7 +89,8 @@ struct LookupResult {
 
 // huggingface_hub's try_to_load_from_cache: refs/<revision> read raw when it exists (else the
 // revision itself), then .no_exist/<commit>/<file> gives Absent, then snapshots/<commit>/<file>
-// as a readable file gives Cached; anything else is Unknown. An invalid file name or revision is
+// as a regular file, or a symlink to a regular file in this repo's blobs/, gives Cached; anything
+// else (a symlink anywhere else on the way) is Unknown. An invalid file name or revision is
 // an error.
 Result<LookupResult> lookup(const std::filesystem::path& root, const manifest::RepoRef& repo,
                             std::string_view file);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/util/result.hpp"
 
 #include <cstdint>
@@ -19,7 +20,7 @@
 namespace hfwarm::cache {
 
 // Creates the root, the repo folder with blobs/, snapshots/ and refs/, and <root>/.locks/<folder>/.
-// Fails when a folder under the repo folder is a symlink that leads out of the cache.
+// Fails, naming it, when any of these folders (the repo folder and .locks included) is a symlink.
 Result<void> prepareRepo(const RepoLayout& layout);
 
 enum class PublishOutcome {
@@ -27,10 +28,12 @@ enum class PublishOutcome {
     AlreadyPresent,  // the temp file was gone but the blob exists: another process published it
 };
 
-// fsync(temp), rename(temp, blob), fsync(blob's folder). An existing blob is replaced (it has the
-// same name, so the same content once verified). A temp file removed under us (`hf cache prune`
-// deletes *.incomplete without looking at locks) is an error unless the blob already exists.
-Result<PublishOutcome> publishBlob(const std::filesystem::path& incompletePath,
+// fsync(temp), rename(temp, blob), fsync(blob's folder), both in the same folder under `root`, reached
+// without following a symlink. An existing blob is replaced (it has the same name, so the same
+// content once verified); so is a symlink planted under the blob's name. A temp file removed under us (`hf
+// cache prune` deletes *.incomplete without looking at locks) is an error unless the blob already exists.
+Result<PublishOutcome> publishBlob(const std::filesystem::path& root,
+                                   const std::filesystem::path& incompletePath,
                                    const std::filesystem::path& blobPath);
 
 // The relative target of snapshots/<commit>/<path>: "../" x (depth + 2) + "blobs/<etag>".
@@ -66,7 +69,8 @@ Result<std::uint64_t> freeSpace(const std::filesystem::path& path);
 Result<void> checkFreeSpace(const std::filesystem::path& path, std::uint64_t bytesNeeded);
 
 // Checks a blob against its name: sha256 for a 64-hex etag (LFS/Xet), the git blob sha1 for a
-// 40-hex one, and the size first when `expectedSize` is given. The error says what differed.
+// 40-hex one, and the size first when `expectedSize` is given. The error says what differed. A blob
+// that is a symlink is an error whatever it points to.
 Result<void> verifyBlob(const std::filesystem::path& path, std::string_view etag,
                         std::optional<std::uint64_t> expectedSize = std::nullopt);
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace hfwarm::cli {
@@ -30,7 +31,8 @@ class Client {
 
     // Sends `method` with `params` and waits up to `timeout` (zero: no limit) for the reply with
     // the same id; notifications arriving meanwhile are skipped. A JSON-RPC error reply is a
-    // Response with `error` set, not a CallFailure.
+    // Response with `error` set, not a CallFailure. Every string of the reply has been through
+    // printable().
     std::variant<protocol::Response, CallFailure> call(const std::string& method,
                                                        const protocol::json& params,
                                                        std::chrono::milliseconds timeout);
@@ -44,6 +46,14 @@ class Client {
     std::string buffer_;
     long nextId_ = 1;
 };
+
+// `text` with every control character but newline and tab (C0, DEL, and C1 such as U+009B, which
+// starts an escape sequence on some terminals) written as \xNN or \uNNNN, so that a string from
+// the daemon (a server's error message, a file name) cannot drive the terminal.
+std::string printable(std::string_view text);
+
+// printable() applied to every string and key of `value`.
+void makePrintable(protocol::json& value);
 
 // "cannot reach hfwarmd at PATH: REASON; start it with `systemctl --user start hfwarmd` or
 // `hfwarmd &`, or point --socket / HFWARM_SOCKET at its socket"

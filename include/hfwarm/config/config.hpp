@@ -52,6 +52,9 @@ struct Config {
     unsigned socketMode = 0660;
     std::string logLevel = "info";  // trace, debug, info, warn, error, critical, off
     bool offline = false;
+    // Send the token to an http:// endpoint too (a trusted cache on one's own network); by default
+    // it goes only over https.
+    bool tokenOverHttp = false;
 
     // Concurrency.
     int connections = 32;                        // open connections, all hosts together
@@ -160,8 +163,12 @@ bool isTrue(std::string_view value);
 // The log levels accepted by log_level and --log-level, in order.
 const std::vector<std::string>& logLevels();
 
-// Checks an endpoint URL (http or https, a host, no query or fragment) and returns it without a
-// trailing '/'; nullopt when it is not one.
+// Checks an endpoint URL (http or https, a host, a port from 1 to 65535 if any, no userinfo, query
+// or fragment) and returns it without a trailing '/'; nullopt when it is not one.
 std::optional<std::string> normalizeEndpoint(std::string_view url);
+
+// For a URL normalizeEndpoint refuses: " (the port must be from 1 to 65535)" or a note about
+// userinfo when that is the reason, else "". Messages show the URL through http::maskUserinfo.
+std::string endpointNote(std::string_view url);
 
 }  // namespace hfwarm::config

@@ -14,4 +14,9 @@ namespace hfwarm::config {
 // means no token. HF_HUB_DISABLE_IMPLICIT_TOKEN does not apply: the daemon is configured for it.
 std::optional<std::string> findToken(const Environment& env);
 
+// With a token found and a plain http:// endpoint, the token is not sent (unless token_over_http),
+// and gated repos then fail: the one warning to print at startup, naming HF_TOKEN, the endpoint
+// and the way out. nullopt when there is nothing to say.
+std::optional<std::string> plainHttpTokenWarning(const Config& config, bool tokenFound);
+
 }  // namespace hfwarm::config

@@ -109,6 +109,7 @@ struct ClientOptions {
     std::string userAgent;                               // empty: "hfwarm/<version>"
     std::string token;                                   // sent as Bearer only per sendsToken(); never logged
     std::string tokenHost;                               // the configured endpoint, as a URL or host[:port]
+    bool tokenOverHttp = false;                          // the token also goes to tokenHost over http
     int maxRedirects = 10;
     std::size_t bodyLimit = 64u << 20;  // default limit of fetch() bodies
     // Proxy for https URLs, reached with CONNECT: "http://[user:password@]host[:port]"; empty: none.

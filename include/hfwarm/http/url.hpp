@@ -5,6 +5,7 @@
 #include "hfwarm/util/result.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,14 @@ struct Url {
     // "host:port" with the effective port; the key of the connection pool and of the token rule.
     std::string authority() const;
 };
+
+// The port of a URL ("443"): a decimal number from 1 to 65535, else nullopt (0, 65536, 99999, "",
+// "+1", "0x50").
+std::optional<std::uint16_t> parsePort(std::string_view digits);
+
+// `url` with its userinfo, if any, replaced by "***" ("https://***@host/x"): what a message may
+// show of an endpoint that a user wrote with "user:password@".
+std::string maskUserinfo(std::string_view url);
 
 // Parses an absolute http(s) URL; anything else (relative, other schemes, userinfo) is an error
 // that names the URL without its query.
@@ -61,9 +70,10 @@ Result<RedirectTarget> redirectTarget(std::string_view currentUrl, std::string_v
 // Whether `policy` follows `target`.
 bool followsRedirect(RedirectPolicy policy, const RedirectTarget& target);
 
-// The token rule: `Authorization: Bearer` goes only over https, only to `tokenHost` (an authority
-// from normalizeAuthority), and never once a redirect chain has crossed to another host.
-bool sendsToken(const Url& url, std::string_view tokenHost, bool crossedHost);
+// The token rule: `Authorization: Bearer` goes only over https (or also over http with
+// `overHttp`, the token_over_http opt-in), only to `tokenHost` (an authority from
+// normalizeAuthority), and never once a redirect chain has crossed to another host.
+bool sendsToken(const Url& url, std::string_view tokenHost, bool crossedHost, bool overHttp);
 
 // Whether `host` (lower case, port `port`) skips the proxy under a NO_PROXY value: comma- or
 // space-separated entries, each a host name, a domain suffix (".example.com" or "example.com" both

@@ -8,6 +8,7 @@
 
 #include "hfwarm/util/result.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -77,7 +78,11 @@ Result<RepoRef> parseRepoRef(std::string_view text);
 // Parses manifest text; `fileName` is only used in diagnostics and Entry::source.
 ParseResult parse(std::string_view text, std::string_view fileName);
 
-// Reads and parses a file; an unreadable file is one Diagnostic at line 0.
+// The largest manifest file load() reads.
+inline constexpr std::uint64_t kMaxManifestBytes = 16 * 1024 * 1024;
+
+// Reads and parses a file; an unreadable file is one Diagnostic at line 0, and so is anything
+// but a regular file (a FIFO, /dev/zero, a folder) and a file over kMaxManifestBytes.
 ParseResult load(const std::filesystem::path& file);
 
 // Parses several files and merges their entries as one manifest.

@@ -26,7 +26,8 @@ struct Options {
     // Where to bind. With activatedFd set, only used in messages.
     std::filesystem::path socketPath;
     // File mode of the socket; the parent directory, when the server creates it, gets 0700 plus
-    // search permission for the group and others that the mode lets in.
+    // search permission for the group and others that the mode lets in. An existing parent must
+    // pass checkSocketDir().
     unsigned mode = 0660;
     // Connections beyond this get one error line (-32000) and are closed.
     std::size_t maxClients = 256;
@@ -34,9 +35,17 @@ struct Options {
     std::chrono::steady_clock::duration idleTimeout = std::chrono::seconds(60);
     // Longest request line, newline excluded; a longer one gets -32001 and the connection closes.
     std::size_t maxLineBytes = protocol::kMaxLineBytes;
-    // Lines waiting to be written to one client; a subscriber that falls further behind is dropped
-    // so that a stuck reader never holds memory or the daemon.
-    std::size_t maxQueuedLines = 1024;
+    // Bytes of replies waiting to be written to one client, and the size of its socket's kernel
+    // send buffer. A client at the limit is not read from until it reads its replies (one reply
+    // may take it past the limit). So a client that never reads holds about this much memory and
+    // gets about this many bytes of answers computed for it, however many requests it sends.
+    std::size_t maxQueuedBytes = 4 * 1024;
+    // Bytes a subscriber may fall behind: a broadcast cannot wait, so a subscriber whose
+    // notifications would go past this is dropped. Subscribers are at most maxSubscribers.
+    std::size_t maxQueuedNotificationBytes = 128 * 1024;
+    // Clients subscribed at once; 0: half of maxClients (at least 1). The other slots stay for
+    // request/response clients, which the idle timeout frees.
+    std::size_t maxSubscribers = 0;
     // A listening socket passed by systemd (see activation.hpp); the server neither binds, chmods
     // nor removes the socket file then.
     std::optional<int> activatedFd;
@@ -55,6 +64,11 @@ class Handler {
     virtual net::awaitable<protocol::Response> handle(protocol::Request request) = 0;
 };
 
+// A folder may hold the socket only when nobody else can replace the socket in it: owned by this
+// user (or root), not writable by group or others, and not a symlink owned by someone else. The
+// error names the folder, the problem and what to do (as ssh and tmux check theirs).
+Result<void> checkSocketDir(const std::filesystem::path& dir);
+
 class Server {
   public:
     // `handler` must outlive every coroutine the server runs (until the io_context has returned).
@@ -65,8 +79,8 @@ class Server {
 
     // Binds the socket (or adopts activatedFd) and listens. Errors say what failed on which path
     // and what to do: another hfwarmd already listening, a path that is not a socket, a path too
-    // long for sockaddr_un, a directory that cannot be created. A stale socket file (nobody
-    // accepts on it) is replaced.
+    // long for sockaddr_un, a directory that cannot be created or that fails checkSocketDir(). A
+    // stale socket file (nobody accepts on it) is replaced.
     Result<void> listen();
 
     // Starts accepting; call after listen() succeeded.
