@@ -1,5 +1,6 @@
 #include "posix_util.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,15 +50,16 @@ Result<Fd> openDirUnder(const fs::path& base, const std::vector<std::string>& se
 }
 
 Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_view content,
-                             const fs::path& shownPath, Mode mode) {
+                             const fs::path& shownPath, Mode mode, int stagingFd) {
+    const int tempFd = stagingFd >= 0 ? stagingFd : dirFd;
     const bool durable = mode == Mode::Durable;
     const std::string temp = durable ? ".hfwarm-" + randomHex(16) + ".tmp" : name + ".tmp";
-    if (!durable && ::unlinkat(dirFd, temp.c_str(), 0) != 0 && errno != ENOENT)
+    if (!durable && ::unlinkat(tempFd, temp.c_str(), 0) != 0 && errno != ENOENT)
         return osError("cannot remove the old temporary file next to", shownPath, errno);
-    Fd file(::openat(dirFd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
+    Fd file(::openat(tempFd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
     if (!file) return osError("cannot create a temporary file next to", shownPath, errno);
     auto fail = [&](std::string_view what, int err) -> Result<void> {
-        ::unlinkat(dirFd, temp.c_str(), 0);
+        ::unlinkat(tempFd, temp.c_str(), 0);
         return osError(what, shownPath, err);
     };
     std::size_t written = 0;
@@ -71,10 +73,30 @@ Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_vie
     }
     if (durable && ::fsync(file.get()) != 0) return fail("cannot flush", errno);
     file = Fd();
-    if (::renameat(dirFd, temp.c_str(), dirFd, name.c_str()) != 0) return fail("cannot replace", errno);
+    if (::renameat(tempFd, temp.c_str(), dirFd, name.c_str()) != 0) return fail("cannot replace", errno);
     // The rename is durable only once the folder is flushed; a failure here loses nothing visible.
     if (durable) ::fsync(dirFd);
     return {};
+}
+
+void removeStaleTemps(int dirFd, std::chrono::seconds age) {
+    Fd listing(::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!listing) return;
+    DIR* dir = ::fdopendir(listing.get());
+    if (dir == nullptr) return;
+    listing.release();  // closedir closes it
+    const auto now = std::chrono::system_clock::now();
+    while (const dirent* item = ::readdir(dir)) {
+        const std::string_view name = item->d_name;
+        if (!name.starts_with(".hfwarm-") || !name.ends_with(".tmp")) continue;
+        struct stat st {};
+        if (::fstatat(::dirfd(dir), item->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) continue;
+        const auto modified = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
+        // Best effort: a leftover that cannot be removed now is tried again on the next warm.
+        if (now - modified >= age) ::unlinkat(::dirfd(dir), item->d_name, 0);
+    }
+    ::closedir(dir);
 }
 
 }  // namespace hfwarm::cache::detail

@@ -5,6 +5,7 @@
 #include "hfwarm/cache/safe_io.hpp"
 #include "hfwarm/util/result.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -38,9 +39,16 @@ Result<Fd> openDirUnder(const std::filesystem::path& base, const std::vector<std
 // nothing is flushed.
 enum class Mode { Durable, Scratch };
 
-// Writes `content` to `name` in the folder `dirFd` atomically: a temp file in the same folder,
-// then a rename over `name`. `shownPath` is used in messages.
+// Writes `content` to `name` in the folder `dirFd` atomically: a temp file, then a rename over
+// `name`. The temp file is made in `stagingFd` when it is given (a folder on the same file system
+// that no client lists, so a kill between create and rename leaves nothing where clients look),
+// else beside `name`. `shownPath` is used in messages.
 Result<void> writeFileAtomic(int dirFd, const std::string& name, std::string_view content,
-                             const std::filesystem::path& shownPath, Mode mode = Mode::Durable);
+                             const std::filesystem::path& shownPath, Mode mode = Mode::Durable,
+                             int stagingFd = -1);
+
+// Removes leftovers of writers killed between creating a temp name ".hfwarm-*.tmp" in `dirFd` and
+// renaming it, once they are older than `age` (younger ones may belong to a live writer).
+void removeStaleTemps(int dirFd, std::chrono::seconds age);
 
 }  // namespace hfwarm::cache::detail

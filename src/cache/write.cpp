@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <system_error>
 #include <vector>
 
@@ -44,6 +45,11 @@ Result<void> prepareRepo(const RepoLayout& layout) {
     }
     auto locks = openCacheDir(layout.root(), layout.locksDir(), true);
     if (!locks) return locks.error();
+    auto repo = openCacheDir(layout.root(), layout.repoDir(), false);
+    if (!repo) return repo.error();
+    // Refs and snapshot links are staged in the repo folder, where no client lists files; a writer
+    // killed mid-way leaves its temp name there, cleared once no live writer can own it.
+    detail::removeStaleTemps(repo->get(), std::chrono::minutes(10));
     return {};
 }
 
@@ -130,13 +136,16 @@ Result<void> linkSnapshot(const RepoLayout& layout, std::string_view commit, std
     } else {
         return osError("cannot inspect", *pointer, errno);
     }
-    // Replace through a temp link and rename, so a reader never sees the pointer missing.
+    // Replace through a temp link and rename, so a reader never sees the pointer missing. The temp
+    // link is made in the repo folder, so a kill before the rename leaves nothing in the snapshot.
+    auto staging = openCacheDir(layout.root(), layout.repoDir(), false);
+    if (!staging) return staging.error();
     const std::string temp = ".hfwarm-" + detail::randomHex(16) + ".tmp";
-    if (::symlinkat(target.c_str(), dirFd, temp.c_str()) != 0)
+    if (::symlinkat(target.c_str(), staging->get(), temp.c_str()) != 0)
         return osError("cannot create a symlink next to", *pointer, errno);
-    if (::renameat(dirFd, temp.c_str(), dirFd, leaf.c_str()) != 0) {
+    if (::renameat(staging->get(), temp.c_str(), dirFd, leaf.c_str()) != 0) {
         int err = errno;
-        ::unlinkat(dirFd, temp.c_str(), 0);
+        ::unlinkat(staging->get(), temp.c_str(), 0);
         return osError("cannot replace the symlink", *pointer, err);
     }
     return {};
@@ -152,7 +161,10 @@ Result<void> writeRef(const RepoLayout& layout, std::string_view revision, std::
     folders.insert(folders.begin(), "refs");
     auto dir = detail::openDirUnder(layout.repoDir(), folders, layout.root(), true);
     if (!dir) return dir.error();
-    return detail::writeFileAtomic(dir->get(), leaf, commit, *refPath);
+    // Staged in the repo folder: clients list every file under refs/ as a revision.
+    auto staging = openCacheDir(layout.root(), layout.repoDir(), false);
+    if (!staging) return staging.error();
+    return detail::writeFileAtomic(dir->get(), leaf, commit, *refPath, detail::Mode::Durable, staging->get());
 }
 
 Result<void> markNoExist(const RepoLayout& layout, std::string_view commit, std::string_view path) {

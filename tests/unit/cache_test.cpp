@@ -1038,3 +1038,36 @@ TEST_CASE("lookup follows try_to_load_from_cache") {
     CHECK_FALSE(lookup(tmp.path, repoRef("org/name"), "../../../etc/passwd").has_value());
     CHECK_FALSE(lookup(tmp.path, repoRef("org/name", "../x"), "config.json").has_value());
 }
+
+TEST_CASE("refs and snapshot links are written without leaving temp names where clients list files") {
+    TempDir tmp;
+    RepoLayout layout(tmp.path, repoRef("org/name"));
+    REQUIRE(prepareRepo(layout).has_value());
+    REQUIRE(writeRef(layout, "main", kCommit).has_value());
+    REQUIRE(writeRef(layout, "main", std::string(40, 'b')).has_value());
+    REQUIRE(linkSnapshot(layout, kCommit, "config.json", std::string(40, 'a')).has_value());
+    REQUIRE(linkSnapshot(layout, kCommit, "config.json", std::string(40, 'c')).has_value());
+    std::vector<std::string> names;
+    for (const auto& item : fs::recursive_directory_iterator(layout.repoDir()))
+        names.push_back(fs::relative(item.path(), layout.repoDir()).string());
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"blobs", "refs", "refs/main", "snapshots", "snapshots/" + kCommit,
+                                            "snapshots/" + kCommit + "/config.json"});
+}
+
+TEST_CASE("a temp name a killed writer left in the repo folder is removed once it is old") {
+    TempDir tmp;
+    RepoLayout layout(tmp.path, repoRef("org/name"));
+    REQUIRE(prepareRepo(layout).has_value());
+    const fs::path old = layout.repoDir() / ".hfwarm-0123456789abcdef.tmp";
+    const fs::path fresh = layout.repoDir() / ".hfwarm-fedcba9876543210.tmp";
+    const fs::path other = layout.repoDir() / "notes.tmp";
+    for (const auto& path : {old, fresh, other}) std::ofstream(path) << std::string(40, 'a');
+    fs::last_write_time(old, fs::file_time_type::clock::now() - std::chrono::hours(1));
+    fs::last_write_time(other, fs::file_time_type::clock::now() - std::chrono::hours(1));
+
+    REQUIRE(prepareRepo(layout).has_value());
+    CHECK_FALSE(fs::exists(old));
+    CHECK(fs::exists(fresh));  // may belong to a writer still at work
+    CHECK(fs::exists(other));  // not a name hfwarm makes
+}
