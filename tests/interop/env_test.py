@@ -20,6 +20,7 @@ for folder in ("hubsim", "integration", "support", "interop"):
     sys.path.insert(0, os.path.join(SOURCE_ROOT, "tests", folder))
 import offline_lookup as lookup  # noqa: E402
 from daemon_support import Daemon  # noqa: E402
+from actions_runner import parse_file_command  # noqa: E402
 from hfwarm_testing import check, clean_env, equal, run_case, write_json, write_text  # noqa: E402
 from hubsim_support import Simulator, generate  # noqa: E402
 from warm_support import Warm, api_path, describe  # noqa: E402
@@ -40,38 +41,6 @@ def env_after(command, env):
     check(done.returncode == 0, f"sh -c {command!r}: exit {done.returncode}\n{done.stderr.decode(errors='replace')}")
     pairs = [item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item]
     return {k: v for k, v in pairs}
-
-
-def parse_github_env(text):
-    """$GITHUB_ENV as the Actions runner reads it: NAME=value lines, NAME<<DELIMITER heredocs, and an
-    error for any other non-empty line."""
-    result = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        eq, heredoc = line.find("="), line.find("<<")
-        if eq >= 0 and (heredoc < 0 or eq < heredoc):
-            result[line[:eq]] = line[eq + 1:]
-            continue
-        check(heredoc > 0, f"$GITHUB_ENV: invalid line {line!r}")
-        name, delimiter = line[:heredoc], line[heredoc + 2:]
-        end = lines.index(delimiter, i)
-        result[name] = "\n".join(lines[i:end])
-        i = end + 1
-    return result
-
-
-def hub_cache_of(environ):
-    """huggingface_hub's constants.HF_HUB_CACHE for this environment ("~" and "$NAME" expanded)."""
-    def expand(path):
-        return os.path.expandvars(os.path.expanduser(path))
-    home = expand(environ.get("HF_HOME") or os.path.join(
-        environ.get("XDG_CACHE_HOME") or os.path.join(environ["HOME"], ".cache"), "huggingface"))
-    return expand(environ.get("HF_HUB_CACHE") or environ.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub"))
 
 
 class Case:
@@ -106,7 +75,7 @@ class Case:
         """With the environment a test step would have, every selected file is found offline."""
         for name, value in OFFLINE_SWITCHES.items():
             equal(environ.get(name), value, f"{name} after eval")
-        cache = hub_cache_of(environ)
+        cache = lookup.hub_cache_of(environ)
         equal(os.path.realpath(cache), os.path.realpath(self.cache), "the cache root huggingface_hub resolves")
         for repo, (commit, files) in expected.items():
             allow = None if repo == FULL_REPO else [GGUF_FILE]
@@ -150,7 +119,7 @@ class Case:
         done = subprocess.run([self.hfwarmctl, "env", "--format", "github", "--cache-dir", self.cache],
                               capture_output=True, text=True, env=env, timeout=30)
         equal(done.returncode, 0, "hfwarmctl env --format github exit code")
-        self.check_offline_lookups(dict(env, **parse_github_env(done.stdout)), expected)
+        self.check_offline_lookups(dict(env, **parse_file_command(done.stdout)), expected)
         # HOME is not the cache's parent's parent: hf-hub 0.x cannot see it, and the note says so.
         check(done.stderr.startswith("::notice::hf-hub 0.x"), f"note on stderr: {done.stderr!r}")
 
