@@ -3,7 +3,7 @@
 
 Runs `meson install --destdir` of the build into a temp folder, then checks that every installed
 path README.md and the man pages name (`/usr/local/...` or `PREFIX/...`), and every path of the
-"What `meson install` puts where" table of docs/operations.md (written for `--prefix=/usr`), exists
+rows of the "What `meson install` puts where" table of docs/operations.md (written for `--prefix=/usr`), exists
 there; that the installed programs run; and that the units start the installed hfwarmd.
 
 usage: install_test.py --build DIR --prefix PREFIX --source ROOT
@@ -49,7 +49,8 @@ def documented_paths(source):
             named.append((os.path.relpath(doc, source), written, rel))
     operations = os.path.join(source, "docs", "operations.md")
     with open(operations) as f:
-        table = section(f.read(), "## What `meson install` puts where")
+        rows = section(f.read(), "## What `meson install` puts where").splitlines()
+    table = "\n".join(row for row in rows if row.startswith("|"))
     for written, rel in rooted_paths(table, ["/usr"]):
         named.append(("docs/operations.md", written, rel))
     return named
