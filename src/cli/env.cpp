@@ -180,6 +180,13 @@ int runEnv(const EnvOptions& options, Context& context, const std::string& socke
 
     EnvReport report{offlineVariables(path), {}};
     if (auto note = cache::candleRootNote(path, envOf(context))) report.notes.push_back(*note);
+    // huggingface_hub passes HF_HUB_CACHE through os.path.expandvars: a "$NAME" in the root would
+    // be replaced by that variable's value when one is set.
+    if (path.string().find('$') != std::string::npos) {
+        report.notes.push_back("the cache root " + path.string() +
+                               " contains '$', which huggingface_hub expands in HF_HUB_CACHE: move the cache "
+                               "to a folder without '$' for Python programs to find it");
+    }
     context.out << formatEnv(report, format);
     if (format == EnvFormat::Github) {
         for (const auto& note : report.notes) context.err << "::notice::" << commandData(note) << '\n';

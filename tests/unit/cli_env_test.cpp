@@ -158,3 +158,18 @@ TEST_CASE("env --format with an unknown format is a usage error") {
     CHECK(outcome.out == "");
     CHECK(outcome.err.find("yaml") != std::string::npos);
 }
+
+TEST_CASE("env notes a cache root with a '$', which huggingface_hub would expand") {
+    TempDir dir;
+    auto root = dir.path() / ".cache" / "huggingface" / "hub";
+    auto outcome = runCli({"env", "--format", "json", "--cache-dir", (dir.path() / "a$HOME").string()},
+                          {{"HOME", dir.path().string()}});
+    CHECK(outcome.code == 0);
+    auto notes = nlohmann::json::parse(outcome.out)["notes"];
+    REQUIRE(notes.size() == 2);
+    CHECK(notes[1].get<std::string>().find("contains '$', which huggingface_hub expands") !=
+          std::string::npos);
+    auto plain =
+        runCli({"env", "--format", "json", "--cache-dir", root.string()}, {{"HOME", dir.path().string()}});
+    CHECK(nlohmann::json::parse(plain.out)["notes"].empty());
+}

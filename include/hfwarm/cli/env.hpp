@@ -19,7 +19,8 @@ namespace hfwarm::cli {
 
 enum class EnvFormat { Sh, Github, Json };
 
-// What `env` prints: the variables in order, and one-line notes (hf-hub 0.x reading another root).
+// What `env` prints: the variables in order, and one-line notes (hf-hub 0.x reading another root, a
+// '$' in the root that huggingface_hub would expand).
 struct EnvReport {
     std::vector<std::pair<std::string, std::string>> variables;
     std::vector<std::string> notes;
