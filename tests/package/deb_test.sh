@@ -44,6 +44,14 @@ git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
     tar --null -T - -cf - | tar -xf - -C "$work/hfwarm"
 
+# dh (compat 13) gives the build a HOME of its own, where ccache would find neither its config nor
+# its cache: name both.
+if command -v ccache >/dev/null 2>&1; then
+    CCACHE_DIR=$(ccache -k cache_dir)
+    CCACHE_BASEDIR=$(ccache -k base_dir)
+    export CCACHE_DIR CCACHE_BASEDIR
+fi
+
 log "dpkg-buildpackage -us -uc -b (nocheck)"
 started=$SECONDS
 (cd "$work/hfwarm" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc -b) \
