@@ -4,10 +4,11 @@
 HFWARM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HFWARM_BUILD=${HFWARM_BUILD:-$HFWARM_ROOT/build}
 
-# Debian 12 packages the build, the tests and the demo need.
-HFWARM_PACKAGES=(meson ninja-build g++ pkg-config cmake libssl-dev libboost1.81-dev libboost-url1.81-dev
-    nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev clang-format openssl ccache
-    scdoc groff-base systemd redis-server)
+# Debian 12 packages the build needs (debian/control's Build-Depends list the same, checked by
+# tests/package/deb_test.sh), then what the tests and the demo add.
+HFWARM_BUILD_PACKAGES=(meson ninja-build g++ pkg-config cmake libssl-dev libboost1.81-dev libboost-url1.81-dev
+    nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev scdoc)
+HFWARM_PACKAGES=("${HFWARM_BUILD_PACKAGES[@]}" clang-format openssl ccache groff-base systemd redis-server)
 # Node.js may come from elsewhere (nodesource, nvm); take Debian's only when there is none.
 command -v node >/dev/null 2>&1 || HFWARM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || HFWARM_PACKAGES+=(npm)

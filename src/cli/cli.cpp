@@ -1,6 +1,7 @@
 #include "hfwarm/cli/cli.hpp"
 
 #include "hfwarm/cli/client.hpp"
+#include "hfwarm/cli/env.hpp"
 #include "hfwarm/config/config.hpp"
 #include "hfwarm/manifest/manifest.hpp"
 #include "hfwarm/util/units.hpp"
@@ -530,6 +531,8 @@ int run(const std::vector<std::string>& args, Context& context) {
     auto* cacheKey =
         app.add_subcommand("cache-key", "print a stable key of the manifests (no daemon needed)");
     cacheKey->add_option("FILE", manifests, "manifest files")->required();
+    EnvOptions envOptions;
+    auto* env = addEnvCommand(app, envOptions);
     for (auto* sub : app.get_subcommands({})) sub->fallthrough();
 
     std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -564,6 +567,7 @@ int run(const std::vector<std::string>& args, Context& context) {
     if (prune->parsed()) return runPrune(session, apply);
     if (metrics->parsed()) return runMetrics(session);
     if (version->parsed()) return runVersion(session);
+    if (env->parsed()) return runEnv(envOptions, context, socketPath, jsonOutput);
     context.err << "hfwarmctl: no command given; see hfwarmctl --help\n";
     return kExitUsage;
 }

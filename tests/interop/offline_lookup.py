@@ -37,6 +37,17 @@ def _read(path):
 # ---- huggingface_hub ----
 
 
+def hub_cache_of(environ):
+    """constants.HF_HUB_CACHE for this environment: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else
+    HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub; "~" and "$NAME"
+    expanded."""
+    def expand(path):
+        return os.path.expandvars(os.path.expanduser(path))
+    home = expand(environ.get("HF_HOME") or os.path.join(
+        environ.get("XDG_CACHE_HOME") or os.path.join(environ["HOME"], ".cache"), "huggingface"))
+    return expand(environ.get("HF_HUB_CACHE") or environ.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub"))
+
+
 def try_to_load_from_cache(cache_dir, repo_id, filename, revision=None, repo_type="model"):
     """A path, CACHED_NO_EXIST, or None: refs/<rev> read as is, then .no_exist, then the snapshot."""
     revision = revision or "main"
