@@ -37,26 +37,22 @@ def log_time(line):
     return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
-def fixed_windows(lines, window):
-    """The simulator's fixed windows rebuilt from its log: a window starts at the first request of the
-    class and the next one at the first request after it ended. Returns (start, lines) pairs.
-    A line is written when the response is sent, a few ms after the request was counted; the responses
-    here are small, so that shift is far below the window length."""
-    windows = []
+def fixed_windows(lines):
+    """The simulator's fixed windows of one identity and class, as (start, lines) pairs in order: each
+    line names the window its request counted in (`window`), and a window's start is the log time of
+    its first line (written when the response is sent, a few ms after the request was counted)."""
+    windows = {}
     for line in sorted(lines, key=log_time):
-        t = log_time(line)
-        if not windows or t >= windows[-1][0] + window:
-            windows.append((t, []))
-        windows[-1][1].append(line)
-    return windows
+        windows.setdefault(line["window"], (log_time(line), []))[1].append(line)
+    return [windows[number] for number in sorted(windows)]
 
 
-def refusals_per_window(lines, window):
-    return [sum(line["status"] == 429 for line in group) for _, group in fixed_windows(lines, window)]
+def refusals_per_window(lines):
+    return [sum(line["status"] == 429 for line in group) for _, group in fixed_windows(lines)]
 
 
-def requests_per_window(lines, window):
-    return [len(group) for _, group in fixed_windows(lines, window)]
+def requests_per_window(lines):
+    return [len(group) for _, group in fixed_windows(lines)]
 
 
 def share(quota, reserve=0.1):
@@ -130,8 +126,8 @@ class Case:
             log = self.anonymous(sim.log(), "resolvers")
             self.check_repos(sim, {repo: None for repo in repos})
         check(len(log) >= files, f"only {len(log)} resolver requests for {files} files")
-        refused = refusals_per_window(log, window)
-        sent = requests_per_window(log, window)
+        refused = refusals_per_window(log)
+        sent = requests_per_window(log)
         print(f"{files} files in {elapsed:.2f} s, floor {floor:.2f} s, requests per window {sent}, "
               f"429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
@@ -216,7 +212,7 @@ class Case:
             log = self.anonymous(sim.log(), "api")
             self.check_repos(sim, {repo: {"config.json"} for repo in repos})
         check(len(log) >= len(repos), f"only {len(log)} listings for {len(repos)} repos")
-        refused = refusals_per_window(log, window)
+        refused = refusals_per_window(log)
         print(f"{len(repos)} listings in {elapsed:.2f} s, floor {floor:.2f} s, 429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
         within(elapsed, floor, 0.15, f"time for {len(repos)} listings at {quota} api requests per {window} s")
@@ -266,8 +262,8 @@ class Case:
             equal(result.returncode, 0, f"exit code over a quota of {quota} per {window} s\n" + describe(result))
             log = self.anonymous(sim.log(), "resolvers")
             self.check_repos(sim, {repo: None for repo in repos})
-        sent = requests_per_window(log, window)
-        refused = refusals_per_window(log, window)
+        sent = requests_per_window(log)
+        refused = refusals_per_window(log)
         print(f"{files} files in {elapsed:.2f} s, floor {floor} s; requests per window {sent}, 429s {refused}")
         check(max(sent) <= spend, f"requests per {window} s window, at most {spend} with --reserve {reserve}: {sent}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
@@ -301,12 +297,12 @@ class Case:
             log = self.anonymous(sim.log(), "resolvers")
             self.check_repos(sim, {repo: None for repo in repos})
         equal(answers, [200] * others, "statuses of the other client's requests during the warm")
-        windows = fixed_windows(log, window)
+        windows = fixed_windows(log)
         first = windows[0][1]
         theirs = [line for line in first if line["method"] == "HEAD"]
         ours = [line for line in first if line["method"] != "HEAD"]
         print(f"first window: {len(ours)} of hfwarmd's requests, {len(theirs)} of the other client's; "
-              f"requests per window {requests_per_window(log, window)}")
+              f"requests per window {requests_per_window(log)}")
         equal(len(theirs), others, "the other client's requests in hfwarmd's first window")
         equal(len(ours), spend, f"hfwarmd's requests in its first window (the quota {quota} less the reserve)")
         for _, group in windows[1:]:

@@ -150,8 +150,8 @@ class Case:
             check("redis unavailable" not in output, "Redis reported down while it ran:\n" + output)
         check(len(log) >= count * len(self.files),
               f"only {len(log)} resolver requests for {count} x {len(self.files)} files")
-        refused = refusals_per_window(log, window)
-        sent = requests_per_window(log, window)
+        refused = refusals_per_window(log)
+        sent = requests_per_window(log)
         print(f"{count} runners x {len(self.files)} files, {len(log)} resolver requests in {elapsed:.2f} s, "
               f"requests per {window} s window {sent}, 429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window with a shared budget (at most one each): {refused}")
