@@ -186,6 +186,48 @@ class Case:
         check(elapsed <= 1.3 * solo + 0.5,
               f"the fleet's resolver requests took {elapsed:.2f} s, one runner's alone {solo:.2f} s (at most 1.3x + 0.5 s)")
 
+    def test_auth_and_db(self):
+        password = "fleet-secret-0123"
+        # No quota on the simulator: without an announced policy the shared window is the configured
+        # rate over 300 s, so the counter is still there to read after the run.
+        with Redis(self.tmp, "--requirepass", password) as redis, \
+                self.sim("--resolver-quota", "0", "--api-quota", "0") as sim:
+            results = self.runners(sim, f"redis://:{password}@127.0.0.1:{redis.port}/2", 1)
+            log = [line for line in sim.log() if line["class"] == "resolvers" and not line["auth"]]
+            self.check_caches(sim, results)
+            cli = ["redis-cli", "-p", str(redis.port), "-a", password, "--no-auth-warning", "-n", "2"]
+            keys = subprocess.run(cli + ["--scan", "--pattern", "hfwarm:*"], capture_output=True, text=True,
+                                  timeout=10).stdout.split()
+            counts = {key: subprocess.run(cli + ["GET", key], capture_output=True, text=True,
+                                          timeout=10).stdout.strip() for key in keys}
+            ttls = [int(subprocess.run(cli + ["TTL", key], capture_output=True, text=True,
+                                       timeout=10).stdout.strip()) for key in keys]
+        output = results[0][1]
+        check(password not in output, "the Redis password appears in hfwarmd's output")
+        resolvers = [key for key in keys if key.endswith(":resolvers")]
+        equal(len(resolvers), 1, f"resolver counters in database 2 (keys {keys})")
+        equal(int(counts[resolvers[0]]), len(log), "requests counted in Redis vs resolver requests the Hub saw")
+        check(all(250 <= ttl <= 301 for ttl in ttls), f"TTLs of the 300 s windows (+1 s margin): {ttls}")
+        print(f"counters {counts}, TTLs {ttls}")
+
+    def test_redis_down(self):
+        quota, window = 40, 2
+        redis = Redis(self.tmp)
+        with redis:
+            pass
+        # The port answered once and is closed now: every connection is refused.
+        with self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            started = time.monotonic()
+            results = self.runners(sim, redis.url, 1)
+            elapsed = time.monotonic() - started
+            self.check_caches(sim, results)
+        output = results[0][1]
+        warnings = output.count("redis unavailable, using local rate limits only")
+        equal(warnings, 1, "warnings about the unreachable Redis (one per outage)\n" + output[-4000:])
+        check(f"127.0.0.1:{redis.port}" in output, "the warning does not name the Redis server:\n" + output[-4000:])
+        print(f"{len(self.files)} files in {elapsed:.2f} s without Redis")
+
+
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]
     return run_case(lambda tmp: Case(hfwarmd, hubsim, tmp), case, "redis-test-")
