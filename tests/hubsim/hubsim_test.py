@@ -333,6 +333,10 @@ class Case:
             equal(sim.get(api).status, 200, "a new window")
             log = sim.log()
             check(all(line["status"] != 429 or line.get("fault") == "rate-limit" for line in log), "429 in the log")
+            # Each counted request names its window, numbered per identity and class.
+            equal([(line["class"], line["auth"], line["window"]) for line in log],
+                  [("api", False, 1)] * 4 + [("resolvers", False, 1)] * 3 + [("resolvers", True, 1), ("api", False, 2)],
+                  "the window of each request in the log")
 
     def test_request_log(self):
         with self.sim("--token", "hf_secret_token") as sim:

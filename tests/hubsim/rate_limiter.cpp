@@ -35,9 +35,9 @@ Quota RateLimiter::take(RequestClass c, const std::string& identity, Clock::time
                                                                : 0;
     Quota q;
     if (limit == 0) return q;
-    auto [it, inserted] = windows_.try_emplace({c, identity}, Window{now, 0});
+    auto [it, inserted] = windows_.try_emplace({c, identity}, Window{now, 0, 1});
     Window& w = it->second;
-    if (now >= w.start + window_) w = Window{now, 0};
+    if (now >= w.start + window_) w = Window{now, 0, w.number + 1};
     ++w.used;
     const auto left = std::chrono::ceil<std::chrono::seconds>(w.start + window_ - now).count();
     q.limited = true;
@@ -46,6 +46,7 @@ Quota RateLimiter::take(RequestClass c, const std::string& identity, Clock::time
     q.resetSeconds = static_cast<std::uint64_t>(std::max<std::int64_t>(left, 1));
     q.limit = limit;
     q.windowSeconds = static_cast<std::uint64_t>(window_.count());
+    q.windowNumber = w.number;
     return q;
 }
 

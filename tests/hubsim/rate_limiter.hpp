@@ -21,6 +21,7 @@ struct Quota {
     std::uint64_t resetSeconds = 0;
     std::uint64_t limit = 0;
     std::uint64_t windowSeconds = 0;
+    std::uint64_t windowNumber = 0;  // 1 for the identity's first window of the class, then 2, ...
 
     // `"api";r=12;t=30`
     std::string rateLimitHeader(RequestClass c) const;
@@ -43,6 +44,7 @@ class RateLimiter {
     struct Window {
         Clock::time_point start;
         std::uint64_t used = 0;
+        std::uint64_t number = 1;
     };
     std::uint64_t apiQuota_;
     std::uint64_t resolverQuota_;

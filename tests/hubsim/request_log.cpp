@@ -47,6 +47,7 @@ void RequestLog::write(const LogRecord& record) {
         {"auth", record.auth},
     };
     if (record.fault) line["fault"] = *record.fault;
+    if (record.window) line["window"] = *record.window;
     // Targets may hold any byte a client sent: replace invalid UTF-8 rather than throw.
     const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::fwrite(text.data(), 1, text.size(), file_.get());

@@ -22,6 +22,9 @@ struct LogRecord {
     std::optional<std::string> range;
     bool auth = false;  // whether an Authorization header came; its value is never logged
     std::optional<std::string> fault;
+    // The quota window the request counted in, numbered from 1 per identity and class; unset when the
+    // class has no quota.
+    std::optional<std::uint64_t> window;
 };
 
 class RequestLog {

@@ -413,6 +413,7 @@ class Server {
         const std::string token = bearerToken(req);
         const Quota quota = limiter_.take(cls, token.empty() ? "ip " + address : "token " + token,
                                           std::chrono::steady_clock::now());
+        if (quota.limited) record.window = quota.windowNumber;
         Reply reply;
         if (!quota.allowed) {
             reply =
