@@ -73,7 +73,8 @@ class Limiter {
     // Shares every (host, class) request budget with the other daemons using the same store (config
     // key `redis`): once the local budget lets a request go, acquire() also takes it from the shared
     // window, and waits for that window's end when the fleet has spent it. The quota and window are
-    // the Hub's announced policy, else the configured rate over 300 s. When the store cannot answer,
+    // the Hub's announced policy, the quota less the reserve (one shared count, spent as fast as the
+    // daemons can), else the configured rate over 300 s. When the store cannot answer,
     // the local budget alone decides. Null: local only. Call before the first acquire().
     void setSharedBudget(std::unique_ptr<SharedBudget> shared);
 
