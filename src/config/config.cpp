@@ -366,7 +366,20 @@ class Reader {
                    {"api", [this](const json& v, const std::string& p) { bucket(v, p, config_.limits.api); }},
                    {"resolvers",
                     [this](const json& v, const std::string& p) { bucket(v, p, config_.limits.resolvers); }},
+                   {"reserve", [this](const json& v, const std::string& p) { reserve(v, p); }},
                });
+    }
+
+    void reserve(const json& value, const std::string& path) {
+        double share = 0;
+        if (!number(value, path, share)) return;
+        if (!(share >= 0 && share <= kMaxReserve)) {
+            error(path, fmt::format("must be a fraction from 0 to {} (0.1 keeps a tenth of each window for "
+                                    "other tools), got {}",
+                                    kMaxReserve, shown(value)));
+            return;
+        }
+        config_.limits.reserve = share;
     }
 
     void redis(const json& value, const std::string& path) {
@@ -561,6 +574,7 @@ LoadResult resolve(const Overrides& overrides, const Environment& env) {
     if (overrides.apiBurst) c.limits.api.burst = *overrides.apiBurst;
     if (overrides.resolverRate) c.limits.resolvers.rate = *overrides.resolverRate;
     if (overrides.resolverBurst) c.limits.resolvers.burst = *overrides.resolverBurst;
+    if (overrides.reserve) c.limits.reserve = *overrides.reserve;
     if (overrides.cacheDir) c.cacheDir = *overrides.cacheDir;
     if (overrides.endpoint) {
         if (auto normalized = normalizeEndpoint(*overrides.endpoint))

@@ -70,6 +70,23 @@ CLI::Validator connectionCount() {
         "");
 }
 
+// A fraction in [0, 0.9], the range the config file accepts for "limits.reserve".
+CLI::Validator reserveShare() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            double share = -1;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), share);
+            if (ec == std::errc{} && end == text.data() + text.size() && share >= 0 &&
+                share <= config::kMaxReserve)
+                return {};
+            return fmt::format(
+                "'{}' is not a reserve: give the share of each Hub window to leave unspent, "
+                "from 0 to 0.9 (for example 0.1)",
+                text);
+        },
+        "");
+}
+
 std::string failureMessage(const CLI::App*, const CLI::Error& e) {
     return fmt::format("hfwarmd: {}\nRun 'hfwarmd --help' for the list of flags.\n", e.what());
 }
@@ -86,7 +103,7 @@ std::variant<Options, Exit> parseCommandLine(int argc, const char* const* argv) 
         "HF_HUB_OFFLINE, HFWARM_SOCKET), and these flags.");
 
     std::string configFile, cacheDir, endpoint, caFile, socket, logLevelText, connections, bandwidth;
-    double apiRate = 0, apiBurst = 0, resolverRate = 0, resolverBurst = 0;
+    double apiRate = 0, apiBurst = 0, resolverRate = 0, resolverBurst = 0, reserve = 0;
     std::vector<std::string> manifests;
     bool once = false;
     bool offline = false;
@@ -140,6 +157,11 @@ std::variant<Options, Exit> parseCommandLine(int argc, const char* const* argv) 
                                                "/resolve/ requests at once (limits.resolvers.burst)")
                                     ->type_name("N")
                                     ->check(CLI::NonNegativeNumber);
+    auto* reserveOption =
+        app.add_option("--reserve", reserve,
+                       "Share of each announced Hub window left for other tools, 0 to 0.9 (limits.reserve)")
+            ->type_name("F")
+            ->check(reserveShare());
 
     try {
         app.parse(argc, argv);
@@ -168,6 +190,7 @@ std::variant<Options, Exit> parseCommandLine(int argc, const char* const* argv) 
     if (apiBurstOption->count() > 0) o.apiBurst = apiBurst;
     if (resolverRateOption->count() > 0) o.resolverRate = resolverRate;
     if (resolverBurstOption->count() > 0) o.resolverBurst = resolverBurst;
+    if (reserveOption->count() > 0) o.reserve = reserve;
     return options;
 }
 

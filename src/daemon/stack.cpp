@@ -24,6 +24,7 @@ ratelimit::LimiterConfig limiterConfig(const config::Config& config) {
     ratelimit::LimiterConfig limits;
     limits.api = {config.limits.api.rate, config.limits.api.burst};
     limits.resolvers = {config.limits.resolvers.rate, config.limits.resolvers.burst};
+    limits.reserve = config.limits.reserve;
     limits.bandwidth = config.bandwidth;
     return limits;
 }

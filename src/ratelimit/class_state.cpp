@@ -1,6 +1,7 @@
 #include "hfwarm/ratelimit/class_state.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 namespace hfwarm::ratelimit {
@@ -26,9 +27,10 @@ std::optional<Item> pick(const std::optional<std::vector<Item>>& items, std::str
 
 Observation makeObservation(RequestClass cls, int status, std::string_view rateLimitHeader,
                             std::string_view policyHeader, std::string_view retryAfterHeader,
-                            std::chrono::system_clock::time_point now) {
+                            std::chrono::system_clock::time_point now, bool cacheHit) {
     Observation o;
     o.status = status;
+    o.cacheHit = cacheHit;
     std::string_view bucket = className(cls);
     if (!rateLimitHeader.empty()) o.rateLimit = pick(parseRateLimit(rateLimitHeader), bucket);
     if (!policyHeader.empty()) o.policy = pick(parseRateLimitPolicy(policyHeader), bucket);
@@ -36,24 +38,102 @@ Observation makeObservation(RequestClass cls, int status, std::string_view rateL
     return o;
 }
 
+bool servedFromCache(std::string_view age, std::string_view cacheStatus, std::string_view cache) {
+    auto trimmed = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return v;
+    };
+    // The first word: `HIT`, `HIT from proxy`, `HIT, MISS` (layered caches) all start with it.
+    auto hit = [&](std::string_view v) {
+        v = trimmed(v);
+        auto end = v.find_first_of(" ,;");
+        v = v.substr(0, end);
+        return v.size() == 3 && (v[0] | 0x20) == 'h' && (v[1] | 0x20) == 'i' && (v[2] | 0x20) == 't';
+    };
+    age = trimmed(age);
+    bool aged = !age.empty() && age.find_first_not_of("0123456789") == std::string_view::npos &&
+                age.find_first_not_of('0') != std::string_view::npos;
+    return aged || hit(cacheStatus) || hit(cache);
+}
+
 ClassState::ClassState(ClassLimits limits, TimePoint now, ClassPolicy policy)
     : limits_(limits), policy_(policy), bucket_(limits.rate, limits.burst, now) {}
 
 void ClassState::applyRate(TimePoint now) {
-    double base = announcedRate_ ? *announcedRate_ : limits_.rate;
+    double base = announcedRate_ ? std::min(*announcedRate_, limits_.rate) : limits_.rate;
     bucket_.setRate(now, base * aimdFactor_);
 }
 
+bool ClassState::windowRule() const {
+    return fixedWindow_ && quota_ && window_ && resetAt_;
+}
+
+std::uint64_t ClassState::reserved() const {
+    if (!quota_) return 0;
+    // Rounded down, so that a tiny quota is not reserved whole; the epsilon keeps 0.1 * 3000 at 300.
+    return static_cast<std::uint64_t>(std::floor(static_cast<double>(*quota_) * reserve_ + 1e-9));
+}
+
+std::optional<std::uint64_t> ClassState::remainingAt(TimePoint now) const {
+    // Past the announced reset the next window starts with the whole quota.
+    if (resetAt_ && !rolled_ && now >= *resetAt_) return quota_;
+    return remaining_;
+}
+
+std::uint64_t ClassState::inFlightAt(TimePoint now) const {
+    return static_cast<std::uint64_t>(std::count_if(inFlight_.begin(), inFlight_.end(), [&](TimePoint at) {
+        return at + policy_.inFlightTimeout > now;
+    }));
+}
+
+double ClassState::allowance(TimePoint now) const {
+    auto left = remainingAt(now).value_or(0);
+    return static_cast<double>(left) - static_cast<double>(reserved()) - static_cast<double>(inFlightAt(now));
+}
+
+Duration ClassState::holdInWindow(TimePoint now) const {
+    // Until the window resets, or until the oldest request in flight stops counting; an answer that
+    // frees some of the budget wakes the waiters before either.
+    Duration wait = Duration::max();
+    if (resetAt_ && !rolled_ && *resetAt_ > now) wait = *resetAt_ - now;
+    if (!inFlight_.empty())
+        wait = std::min<Duration>(wait, inFlight_.front() + policy_.inFlightTimeout - now);
+    if (wait == Duration::max()) wait = std::chrono::seconds(window_.value_or(1));
+    return std::max(wait, Duration{1});
+}
+
+void ClassState::spendUnanswered() {
+    // The Hub counts every request that reaches it: one whose answer never came probably spent one.
+    if (remaining_ && *remaining_ > 0) --*remaining_;
+}
+
 void ClassState::advance(TimePoint now) {
+    while (!inFlight_.empty() && inFlight_.front() + policy_.inFlightTimeout <= now) {
+        inFlight_.pop_front();
+        spendUnanswered();
+    }
     if (resetAt_ && !rolled_ && now >= *resetAt_) {
-        // The announced window is over; the next one starts with the full quota, paced at
-        // quota/window. One request may go at once to learn where the new window stands.
         rolled_ = true;
         remaining_ = quota_;
-        announcedRate_.reset();
-        if (quota_ && window_) announcedRate_ = static_cast<double>(*quota_) / static_cast<double>(*window_);
-        applyRate(now);
-        bucket_.ensureTokens(now, 1.0);
+        if (windowRule()) {
+            // A new fixed window starts with the whole quota; one probe learns where it really
+            // stands (another client may have spent some) before the rest goes.
+            if (phase_ == Phase::Paused) {
+                probeAfterPause_ = true;
+            } else {
+                phase_ = Phase::Probing;
+                probeOut_ = false;
+            }
+        } else {
+            // The rate rule: the next window starts paced at the configured rate, at most q/w, and
+            // one request may go at once.
+            announcedRate_.reset();
+            if (quota_ && window_)
+                announcedRate_ = static_cast<double>(*quota_) / static_cast<double>(*window_);
+            applyRate(now);
+            bucket_.ensureTokens(now, 1.0);
+        }
     }
     if (phase_ == Phase::Paused && now >= pausedUntil_) {
         phase_ = probeAfterPause_ ? Phase::Probing : Phase::Open;
@@ -74,20 +154,33 @@ ClassState::Decision ClassState::tryAcquire(TimePoint now) {
         d.wait = probeDeadline_ - now;
         return d;
     }
-    if (bucket_.tryTake(now)) {
-        ++requests_;
-        d.go = true;
-        if (phase_ == Phase::Probing) {
-            probeOut_ = true;
-            probeDeadline_ = now + policy_.probeTimeout;
-            d.probe = true;
+    if (windowRule()) {
+        if (allowance(now) >= 1.0) {
+            grant(now, d);
+        } else {
+            d.wait = holdInWindow(now);
         }
+        return d;
+    }
+    if (bucket_.tryTake(now)) {
+        grant(now, d);
         return d;
     }
     d.wait = bucket_.timeUntilAvailable(now);
     // The rate may rise when the announced window resets.
     if (resetAt_ && !rolled_) d.wait = std::min(d.wait, *resetAt_ - now);
     return d;
+}
+
+void ClassState::grant(TimePoint now, Decision& d) {
+    ++requests_;
+    inFlight_.push_back(now);
+    d.go = true;
+    if (phase_ == Phase::Probing) {
+        probeOut_ = true;
+        probeDeadline_ = now + policy_.probeTimeout;
+        d.probe = true;
+    }
 }
 
 Duration ClassState::untilReset(TimePoint now) const {
@@ -128,6 +221,7 @@ bool ClassState::applyAnnouncement(TimePoint now, const Observation& o) {
     if (o.policy) {
         quota_ = o.policy->quota;
         window_ = o.policy->window;
+        fixedWindow_ = o.policy->kind == "fixed window";
     }
     if (!o.rateLimit) {
         if (o.policy && (!resetAt_ || rolled_)) {
@@ -141,31 +235,30 @@ bool ClassState::applyAnnouncement(TimePoint now, const Observation& o) {
     auto told = now + capped(rl.resetIn);
     // t is whole seconds (rounded up by the Hub simulator, and for all we know by the Hub), so every
     // response of one window places its end within a second of the others, give or take the time the
-    // response took to arrive; the earliest is the tightest.
+    // response took to arrive; the earliest is the tightest. An end well before the known one is a
+    // late answer from a window already over: it says nothing about the current one.
+    if (resetAt_ && told + kSameWindow <= *resetAt_) return false;
     if (resetAt_ && told < *resetAt_ + kSameWindow) {
-        // A late response of a window already over says nothing about the current one.
         if (rolled_) return false;
         resetAt_ = std::min(*resetAt_, told);
+        // Answers arrive out of order; within one window the count only falls.
+        remaining_ = std::min(remaining_.value_or(rl.remaining), rl.remaining);
     } else {
         resetAt_ = told;
         rolled_ = false;
+        remaining_ = rl.remaining;
     }
-    remaining_ = rl.remaining;
-    Duration left = *resetAt_ - now;
-    if (quota_ && window_) {
-        bucket_.reseed(now, *quota_, std::chrono::seconds{static_cast<std::chrono::seconds::rep>(*window_)},
-                       rl.remaining, left);
-        announcedRate_ = bucket_.rate();
-    } else {
-        // Without a policy the quota is unknown: never go faster than configured.
-        double leftSeconds = toSeconds(left);
-        double rate = limits_.rate;
-        if (leftSeconds > 0) rate = std::min(rate, static_cast<double>(rl.remaining) / leftSeconds);
-        announcedRate_ = rate;
-        bucket_.setRate(now, rate);
-        bucket_.limitTokens(now, std::max(0.0, static_cast<double>(rl.remaining) - rate * leftSeconds));
-    }
-    if (aimdFactor_ < 1.0) applyRate(now);
+    if (windowRule()) return true;
+    // The rate rule: never faster than configured, than q/w, nor than what remains over the time left.
+    double leftSeconds = toSeconds(*resetAt_ - now);
+    double rate = limits_.rate;
+    if (quota_ && window_)
+        rate = std::min(rate, static_cast<double>(*quota_) / static_cast<double>(*window_));
+    auto left = static_cast<double>(*remaining_);
+    if (leftSeconds > 0) rate = std::min(rate, left / leftSeconds);
+    announcedRate_ = rate;
+    applyRate(now);
+    bucket_.limitTokens(now, std::max(0.0, left - rate * leftSeconds));
     return true;
 }
 
@@ -202,9 +295,21 @@ void ClassState::on429(TimePoint now, const Observation& o, bool current, double
 
 void ClassState::observe(TimePoint now, const Observation& o, double jitter) {
     advance(now);
+    // Which request this answers is not known; the oldest stops counting as in flight (and is the
+    // first the timeout would drop).
+    if (!inFlight_.empty()) inFlight_.pop_front();
     if (o.status == 0) {
         // No response: the probe (if this was it) tells nothing; let another go.
+        spendUnanswered();
         if (phase_ == Phase::Probing) probeOut_ = false;
+        return;
+    }
+    if (o.cacheHit) {
+        // The Hub never saw the request: its token is given back (under the window rule the end of
+        // its flight did that), and the copied headers are ignored.
+        ++cacheHits_;
+        if (!windowRule()) bucket_.refund(now);
+        if (phase_ == Phase::Probing) phase_ = Phase::Open;
         return;
     }
     bool current = applyAnnouncement(now, o);
@@ -213,7 +318,8 @@ void ClassState::observe(TimePoint now, const Observation& o, double jitter) {
         return;
     }
     backoffStep_ = 0;
-    if (phase_ == Phase::Probing) phase_ = Phase::Open;
+    // A late answer from a window already over is not the probe's.
+    if (phase_ == Phase::Probing && current) phase_ = Phase::Open;
     if (aimdFactor_ < 1.0) {
         aimdFactor_ = std::min(1.0, aimdFactor_ + policy_.increase);
         applyRate(now);
@@ -229,23 +335,36 @@ void ClassState::setLimits(TimePoint now, ClassLimits limits) {
     applyRate(now);
 }
 
+void ClassState::setReserve(double reserve) {
+    reserve_ = std::isfinite(reserve) ? std::clamp(reserve, 0.0, 0.9) : kDefaultReserve;
+}
+
 ClassStatus ClassState::status(TimePoint now) const {
     ClassStatus s;
+    s.windowRule = windowRule();
     s.tokens = bucket_.tokens(now);
     s.rate = bucket_.rate();
     s.burst = bucket_.burst();
     s.configuredRate = limits_.rate;
     s.aimdFactor = aimdFactor_;
-    s.remaining = remaining_;
+    // After the reset, what the next window starts with.
+    s.remaining = remainingAt(now);
     s.quota = quota_;
     s.window = window_;
     if (resetAt_ && !rolled_ && *resetAt_ > now) {
         s.resetIn = toSeconds(*resetAt_ - now);
-    } else if (resetAt_ && !rolled_ && quota_ && window_) {
-        // The window reset since the last response; show what the next one starts with.
-        s.remaining = quota_;
-        s.rate = static_cast<double>(*quota_) / static_cast<double>(*window_) * aimdFactor_;
+    } else if (resetAt_ && !rolled_ && quota_ && window_ && !s.windowRule) {
+        s.rate = std::min(limits_.rate, static_cast<double>(*quota_) / static_cast<double>(*window_)) *
+                 aimdFactor_;
     }
+    if (s.windowRule) {
+        s.tokens = std::max(0.0, allowance(now));
+        s.rate = static_cast<double>(*quota_) / static_cast<double>(*window_);
+    }
+    s.reserve = reserve_;
+    s.reserved = reserved();
+    s.inFlight = inFlightAt(now);
+    s.cacheHits = cacheHits_;
     if (phase_ == Phase::Paused && pausedUntil_ > now) s.pausedFor = toSeconds(pausedUntil_ - now);
     s.probing = phase_ == Phase::Probing || (phase_ == Phase::Paused && probeAfterPause_);
     s.count429 = count429_;

@@ -144,8 +144,10 @@ ClassLimits Limiter::limitsFor(RequestClass cls) const {
 Limiter::Entry& Limiter::entry(std::string_view host, RequestClass cls) {
     auto key = std::make_pair(lowerHost(host), cls);
     auto it = entries_.find(key);
-    if (it == entries_.end())
+    if (it == entries_.end()) {
         it = entries_.emplace(key, std::make_unique<Entry>(limitsFor(cls), Clock::now(), policy_)).first;
+        it->second->state.setReserve(config_.reserve);
+    }
     return *it->second;
 }
 
@@ -163,7 +165,8 @@ net::awaitable<void> Limiter::acquire(std::string host, RequestClass cls) {
         std::uint64_t quota = 0;
         std::chrono::milliseconds window = kGuessedWindow;
         if (s.quota && s.window && *s.window > 0) {
-            quota = *s.quota;
+            // The fleet spends one shared count of the announced quota, less the reserve.
+            quota = *s.quota - std::min(*s.quota, s.reserved);
             window = std::chrono::seconds(*s.window);
         } else {
             quota = static_cast<std::uint64_t>(
@@ -199,11 +202,11 @@ net::awaitable<void> Limiter::acquireBytes(std::size_t n) {
 }
 
 void Limiter::observe(std::string_view host, RequestClass cls, int status, std::string_view rateLimitHeader,
-                      std::string_view policyHeader, std::string_view retryAfterHeader) {
+                      std::string_view policyHeader, std::string_view retryAfterHeader, bool cacheHit) {
     if (cls == RequestClass::Other) return;
     Entry& e = entry(host, cls);
     auto o = makeObservation(cls, status, rateLimitHeader, policyHeader, retryAfterHeader,
-                             std::chrono::system_clock::now());
+                             std::chrono::system_clock::now(), cacheHit);
     auto jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
     auto now = Clock::now();
     bool wasPaused = e.state.status(now).pausedFor > 0;
@@ -226,6 +229,7 @@ void Limiter::setLimits(const LimiterConfig& config) {
     auto now = Clock::now();
     for (auto& [key, e] : entries_) {
         e->state.setLimits(now, limitsFor(key.second));
+        e->state.setReserve(config.reserve);
         e->queue.wakeHead();
     }
     bytesBucket_.setRate(now, static_cast<double>(config.bandwidth));
@@ -238,6 +242,7 @@ LimiterStatus Limiter::snapshot() const {
     LimiterStatus s;
     for (const auto& [key, e] : entries_)
         s.classes.push_back(HostClassStatus{key.first, key.second, e->queue.size(), e->state.status(now)});
+    s.reserve = config_.reserve;
     s.bandwidth.limit = config_.bandwidth;
     s.bandwidth.tokens = config_.bandwidth == 0 ? 0.0 : bytesBucket_.tokens(now);
     s.bandwidth.bytes = bytesTaken_;
@@ -259,6 +264,7 @@ json toJson(const LimiterStatus& status) {
         const auto& s = c.state;
         classes.push_back({{"host", c.host},
                            {"class", std::string(className(c.cls))},
+                           {"rule", s.windowRule ? "window" : "rate"},
                            {"tokens", s.tokens},
                            {"rate", s.rate},
                            {"burst", s.burst},
@@ -270,11 +276,15 @@ json toJson(const LimiterStatus& status) {
                            {"reset_in_s", optional(s.resetIn)},
                            {"paused_for_s", s.pausedFor},
                            {"probing", s.probing},
+                           {"reserved", s.reserved},
+                           {"in_flight", s.inFlight},
                            {"responses_429", s.count429},
                            {"requests", s.requests},
+                           {"cache_hits", s.cacheHits},
                            {"waiting", c.waiting}});
     }
-    return {{"classes", std::move(classes)},
+    return {{"reserve", status.reserve},
+            {"classes", std::move(classes)},
             {"bandwidth",
              {{"limit_bps", status.bandwidth.limit},
               {"tokens", status.bandwidth.tokens},
@@ -325,6 +335,20 @@ std::string toPrometheus(const LimiterStatus& status) {
            [](const HostClassStatus& c) { return c.state.requests; });
     family("hfwarm_ratelimit_429_total", "counter", "Responses with status 429.",
            [](const HostClassStatus& c) { return c.state.count429; });
+    family("hfwarm_ratelimit_cache_hits_total", "counter",
+           "Answers an HTTP cache gave instead of the Hub (no budget spent).",
+           [](const HostClassStatus& c) { return c.state.cacheHits; });
+    family("hfwarm_ratelimit_in_flight", "gauge", "Requests let through whose answer has not arrived.",
+           [](const HostClassStatus& c) { return c.state.inFlight; });
+    family("hfwarm_ratelimit_reserved", "gauge",
+           "Requests of each announced fixed window left unspent (limits.reserve times the quota).",
+           [](const HostClassStatus& c) { return c.state.reserved; });
+    out += fmt::format(
+        "# HELP hfwarm_ratelimit_reserve_ratio Share of each announced fixed window never spent "
+        "(limits.reserve).\n"
+        "# TYPE hfwarm_ratelimit_reserve_ratio gauge\n"
+        "hfwarm_ratelimit_reserve_ratio {}\n",
+        status.reserve);
     out += fmt::format(
         "# HELP hfwarm_bandwidth_limit_bytes_per_second Bandwidth cap (0: unlimited).\n"
         "# TYPE hfwarm_bandwidth_limit_bytes_per_second gauge\n"

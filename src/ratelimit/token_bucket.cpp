@@ -55,19 +55,6 @@ Duration TokenBucket::timeUntilAvailable(TimePoint now, double n) const {
     return std::max(d, Duration{1});
 }
 
-void TokenBucket::reseed(TimePoint now, std::uint64_t quota, std::chrono::seconds window,
-                         std::uint64_t remaining, Duration resetIn) {
-    refill(now);
-    double untilReset = std::max(0.0, seconds(resetIn));
-    if (window.count() > 0) {
-        double windowRate = static_cast<double>(quota) / static_cast<double>(window.count());
-        // Right before a reset remaining/resetIn grows without bound; quota/window caps it.
-        rate_ =
-            untilReset > 0 ? std::min(windowRate, static_cast<double>(remaining) / untilReset) : windowRate;
-    }
-    tokens_ = std::min(tokens_, std::max(0.0, static_cast<double>(remaining) - rate_ * untilReset));
-}
-
 void TokenBucket::setRate(TimePoint now, double rate) {
     refill(now);
     rate_ = sanitize(rate);
@@ -87,6 +74,11 @@ void TokenBucket::limitTokens(TimePoint now, double max) {
 void TokenBucket::ensureTokens(TimePoint now, double min) {
     refill(now);
     tokens_ = std::max(tokens_, std::min(min, burst_));
+}
+
+void TokenBucket::refund(TimePoint now, double n) {
+    refill(now);
+    tokens_ = std::min(burst_, tokens_ + sanitize(n));
 }
 
 }  // namespace hfwarm::ratelimit

@@ -133,9 +133,10 @@ class LimiterHooks final : public http::Hooks {
             started_.erase(it);
         }
         auto header = [&](std::string_view name) { return response.headers.get(name).value_or(""); };
-        limiter_.observe(info.host, ratelimit::classify(info.path, info.endpointHost),
-                         static_cast<int>(response.status), header("RateLimit"), header("RateLimit-Policy"),
-                         header("Retry-After"));
+        limiter_.observe(
+            info.host, ratelimit::classify(info.path, info.endpointHost), static_cast<int>(response.status),
+            header("RateLimit"), header("RateLimit-Policy"), header("Retry-After"),
+            ratelimit::servedFromCache(header("Age"), header("X-Cache-Status"), header("X-Cache")));
     }
 
     void afterFailure(const http::RequestInfo& info, const http::Failure&) override {

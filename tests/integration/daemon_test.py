@@ -300,7 +300,8 @@ class Case:
     def test_reload(self):
         self.start_sim()
         manifest = self.manifest("test/small file:config.json\n")
-        d = Daemon(self, manifest).start()
+        config = self.config({"limits": {"reserve": 0.1}})
+        d = Daemon(self, manifest, extra=["--config", config]).start()
         d.wait_ready(30)
 
         def repos():
@@ -347,6 +348,24 @@ class Case:
         result = d.ctl("reload")
         equal(result.returncode, 0, "hfwarmctl reload\n" + describe(result))
         d.wait_ready(30)
+
+        # The reserve (limits.reserve) is shown in status and metrics, and a reload changes it.
+        def resolvers(status):
+            return next(c for c in status["limits"]["classes"] if c["class"] == "resolvers")
+
+        status = d.status()
+        equal(status["limits"]["reserve"], 0.1, "limits.reserve in status")
+        equal((resolvers(status)["rule"], resolvers(status)["quota"], resolvers(status)["reserved"]),
+              ("window", 3000, 300), "the resolver class's rule, announced quota and reserved requests")
+        self.config({"limits": {"reserve": 0.3}})
+        result = d.ctl("reload")
+        equal(result.returncode, 0, "hfwarmctl reload of a new reserve\n" + describe(result))
+        status = d.status()
+        equal(status["limits"]["reserve"], 0.3, "limits.reserve in status after the reload")
+        equal(resolvers(status)["reserved"], 900, "reserved resolver requests after the reload")
+        metrics = d.ctl("metrics").stdout
+        check("hfwarm_ratelimit_reserve_ratio 0.3\n" in metrics, f"the reserve in metrics:\n{metrics}")
+        check("hfwarm_ratelimit_cache_hits_total{" in metrics, f"cache hits in metrics:\n{metrics}")
 
     # ---- 5. pause / resume ----
 

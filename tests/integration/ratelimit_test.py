@@ -2,11 +2,15 @@
 """`hfwarmd --once` under the Hub's request quotas and a bandwidth cap, against hfwarm-hubsim: every file
 arrives, the simulator's log shows at most one 429 per fixed window, and the run takes as long as the
 budget allows (issue 5: files / quota x window, within 15 %; 40 MiB at 4 MiB/s in 10 s +- 10 %).
+Issue 12: within an announced fixed window hfwarmd spends what remains less the reserve at once, so a
+warm under the anonymous budget runs as fast as without limits, no window sees more than q - reserve
+of its requests, and the reserve answers another client on the same address while it warms.
 
 usage: ratelimit_test.py HFWARMD HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (meson runs one process per case)
 """
 
 import datetime
+import math
 import os
 import sys
 import tempfile
@@ -49,6 +53,24 @@ def fixed_windows(lines, window):
 
 def refusals_per_window(lines, window):
     return [sum(line["status"] == 429 for line in group) for _, group in fixed_windows(lines, window)]
+
+
+def requests_per_window(lines, window):
+    return [len(group) for _, group in fixed_windows(lines, window)]
+
+
+def share(quota, reserve=0.1):
+    """What hfwarmd may spend of a window: the quota less the reserve, rounded down."""
+    return quota - math.floor(quota * reserve + 1e-9)
+
+
+def wait_for(what, condition, timeout=30):
+    """Polls `condition` (which reads the simulator's synced log) until it holds: an event, not a guess
+    of how long it takes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        check(time.monotonic() < deadline, f"{what}: not seen within {timeout} s")
+        time.sleep(0.02)
 
 
 def within(actual, floor, tolerance, what):
@@ -109,8 +131,12 @@ class Case:
             self.check_repos(sim, {repo: None for repo in repos})
         check(len(log) >= files, f"only {len(log)} resolver requests for {files} files")
         refused = refusals_per_window(log, window)
-        print(f"{files} files in {elapsed:.2f} s, floor {floor:.2f} s, 429s per window {refused}")
+        sent = requests_per_window(log, window)
+        print(f"{files} files in {elapsed:.2f} s, floor {floor:.2f} s, requests per window {sent}, "
+              f"429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
+        check(max(sent) <= share(quota), f"requests per {window} s window (at most {share(quota)}, the quota "
+              f"less the default reserve): {sent}")
         within(elapsed, floor, 0.15, f"time for {files} files at {quota} resolver requests per {window} s")
 
     def test_bandwidth_cap(self):
@@ -194,6 +220,100 @@ class Case:
         print(f"{len(repos)} listings in {elapsed:.2f} s, floor {floor:.2f} s, 429s per window {refused}")
         check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
         within(elapsed, floor, 0.15, f"time for {len(repos)} listings at {quota} api requests per {window} s")
+
+
+    def test_anonymous_budget(self):
+        """The Hub's anonymous budget (the simulator's defaults: 500 api, 3,000 resolver requests per 300 s)
+        covers 10 repos of 51 files in one window: the warm takes about as long as under a budget 100
+        times larger (the Enterprise Plus limits the bench uses), where pacing at q/w would take 51 s.
+        (With no headers at all the configured rate applies, 9 per second: also about 51 s.)"""
+        generate(self.hubsim, "small-files", self.fixtures)
+        repos = [f"small/repo-{i:02d}" for i in range(10)]
+        manifest = self.warm.manifest("".join(r + "\n" for r in repos))
+        with self.sim("--api-quota", "100000", "--resolver-quota", "500000") as sim:
+            result, unlimited = self.timed_run(sim, manifest)
+            equal(result.returncode, 0, "exit code under a large budget\n" + describe(result))
+        self.cache = os.path.join(self.tmp, "cache-anonymous")
+        with self.sim() as sim:
+            result, elapsed = self.timed_run(sim, manifest)
+            equal(result.returncode, 0, "exit code under the anonymous budget\n" + describe(result))
+            log = sim.log()
+            self.check_repos(sim, {repo: None for repo in repos})
+        ours = [line for line in log if not line["auth"] and line["class"] in ("api", "resolvers")]
+        files = sum(len(fixture_files(self.fixtures, repo)) for repo in repos)
+        print(f"{files} files in {elapsed:.2f} s under the anonymous budget, {unlimited:.2f} s under a large one; "
+              f"{len(ours)} Hub requests")
+        equal(sum(line["status"] == 429 for line in ours), 0, "429s under the anonymous budget")
+        check(len([line for line in ours if line["class"] == "resolvers"]) >= files,
+              f"resolver requests for {files} files")
+        check(elapsed <= 1.5 * unlimited + 1.0,
+              f"{elapsed:.2f} s under the anonymous budget vs {unlimited:.2f} s under a large one (at most 1.5x + 1 s)")
+
+    def test_over_quota(self):
+        """More work than three windows: with --reserve 0.2 no window sees more than 40 of a quota of 50,
+        at most one 429 each, and the run ends within 10 % of the floor that share allows."""
+        generate(self.hubsim, "small-files", self.fixtures)
+        repos = [f"small/repo-{i:02d}" for i in range(3)]
+        files = sum(len(fixture_files(self.fixtures, repo)) for repo in repos)
+        quota, window, reserve = 50, 3, 0.2
+        spend = share(quota, reserve)
+        # 153 files at 40 per 3 s: the 4th window holds the last 33, so the floor is 3 x 3 s.
+        floor = (math.ceil(files / spend) - 1) * window
+        check(files % spend > spend // 2, f"{files} files leave a last window of {files % spend}")
+        with self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            result, elapsed = self.timed_run(sim, self.warm.manifest("".join(r + "\n" for r in repos)),
+                                             "--reserve", str(reserve))
+            equal(result.returncode, 0, f"exit code over a quota of {quota} per {window} s\n" + describe(result))
+            log = self.anonymous(sim.log(), "resolvers")
+            self.check_repos(sim, {repo: None for repo in repos})
+        sent = requests_per_window(log, window)
+        refused = refusals_per_window(log, window)
+        print(f"{files} files in {elapsed:.2f} s, floor {floor} s; requests per window {sent}, 429s {refused}")
+        check(max(sent) <= spend, f"requests per {window} s window, at most {spend} with --reserve {reserve}: {sent}")
+        check(max(refused) <= 1, f"429s per {window} s window (at most one each): {refused}")
+        equal(len(sent), math.ceil(files / spend), f"windows used by {files} requests at {spend} a window")
+        check(floor <= elapsed <= 1.1 * floor + 0.5,
+              f"{elapsed:.2f} s for {files} files at {spend} per {window} s: floor {floor} s, at most 1.1x + 0.5 s")
+
+    def test_reserve_for_others(self):
+        """While hfwarmd warms under a quota of 50 per 6 s with --reserve 0.2, another client on the same
+        address (no token) sends 8 requests after hfwarmd has spent its 40 of the window: the reserve
+        answers all of them, in that same window."""
+        generate(self.hubsim, "small-files", self.fixtures)
+        repos = [f"small/repo-{i:02d}" for i in range(2)]
+        quota, window, reserve, others = 50, 6, 0.2, 8
+        spend = share(quota, reserve)
+        with self.sim("--resolver-quota", str(quota), "--window", str(window), "--api-quota", "0") as sim:
+            process = self.warm.start(sim, self.warm.manifest("".join(r + "\n" for r in repos)), self.cache,
+                                      "--reserve", str(reserve))
+            try:
+                wait_for(f"hfwarmd's first {spend} resolver requests",
+                         lambda: len(self.anonymous(sim.log(), "resolvers")) >= spend)
+                answers = [sim.head(f"/{repos[0]}/resolve/main/config.json").status for _ in range(others)]
+                code = process.wait(timeout=40)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            with open(process.output, errors="replace") as f:
+                output = f.read()
+            equal(code, 0, "exit code of the warm\n" + output[-4000:])
+            log = self.anonymous(sim.log(), "resolvers")
+            self.check_repos(sim, {repo: None for repo in repos})
+        equal(answers, [200] * others, "statuses of the other client's requests during the warm")
+        windows = fixed_windows(log, window)
+        first = windows[0][1]
+        theirs = [line for line in first if line["method"] == "HEAD"]
+        ours = [line for line in first if line["method"] != "HEAD"]
+        print(f"first window: {len(ours)} of hfwarmd's requests, {len(theirs)} of the other client's; "
+              f"requests per window {requests_per_window(log, window)}")
+        equal(len(theirs), others, "the other client's requests in hfwarmd's first window")
+        equal(len(ours), spend, f"hfwarmd's requests in its first window (the quota {quota} less the reserve)")
+        for _, group in windows[1:]:
+            mine = [line for line in group if line["method"] != "HEAD"]
+            check(len(mine) <= spend, f"hfwarmd's requests in a later window: {len(mine)} > {spend}")
+        check(all(line["status"] != 429 for line in log), "a 429 while the reserve was kept: "
+              + str([(line["time"], line["method"], line["status"]) for line in log if line["status"] == 429]))
 
 
 def main():

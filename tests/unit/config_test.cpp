@@ -156,7 +156,7 @@ TEST_CASE("a config file overrides the keys it names and keeps the others") {
         "bandwidth": "10M",
         "min_free_space": 1000,
         "retry": {"max_attempts": 3},
-        "limits": {"api": {"rate": 0.5}},
+        "limits": {"api": {"rate": 0.5}, "reserve": 0.25},
         "socket_mode": "0600",
         "log_level": "debug",
         "redis": "redis://cache:6379/0",
@@ -174,6 +174,8 @@ TEST_CASE("a config file overrides the keys it names and keeps the others") {
     CHECK(r.config.limits.api.rate == 0.5);
     CHECK(r.config.limits.api.burst == 20);
     CHECK(r.config.limits.resolvers == Limits{}.resolvers);
+    CHECK(r.config.limits.reserve == 0.25);
+    CHECK(Limits{}.reserve == 0.1);
     CHECK(r.config.socketMode == 0600u);
     CHECK(r.config.logLevel == "debug");
     CHECK(r.config.redis == "redis://cache:6379/0");
@@ -232,6 +234,14 @@ TEST_CASE("out-of-range and malformed values are errors that say what is accepte
           std::vector<std::string>{"test.json: stall_timeout: must be greater than 0, got 0"});
     CHECK(fromText(R"({"limits": {"resolvers": {"burst": 0.5}}})").errors ==
           std::vector<std::string>{"test.json: limits.resolvers.burst: must be at least 1, got 0.5"});
+    CHECK(fromText(R"({"limits": {"reserve": 0.95}})").errors ==
+          std::vector<std::string>{"test.json: limits.reserve: must be a fraction from 0 to 0.9 (0.1 keeps a "
+                                   "tenth of each window for other tools), got 0.95"});
+    CHECK(fromText(R"({"limits": {"reserve": -0.1}})").errors ==
+          std::vector<std::string>{"test.json: limits.reserve: must be a fraction from 0 to 0.9 (0.1 keeps a "
+                                   "tenth of each window for other tools), got -0.1"});
+    CHECK(fromText(R"({"limits": {"reserve": "10%"}})").errors ==
+          std::vector<std::string>{"test.json: limits.reserve: expected a number, got string"});
     CHECK(fromText(R"({"bandwidth": -1})").errors ==
           std::vector<std::string>{"test.json: bandwidth: must not be negative, got -1"});
     CHECK(fromText(R"({"bandwidth": "fast"})").errors ==
@@ -269,7 +279,8 @@ TEST_CASE("every error of a file is reported at once") {
     CHECK(hasError(r.errors, "test.json: offline: expected true or false, got number"));
     CHECK(hasError(r.errors, "test.json: limits.api.rate: expected a number, got string"));
     CHECK(hasError(r.errors, "test.json: limits.api.burst: must be at least 1, got 0"));
-    CHECK(hasError(r.errors, "test.json: limits.other: unknown key; known keys here: api, resolvers"));
+    CHECK(
+        hasError(r.errors, "test.json: limits.other: unknown key; known keys here: api, resolvers, reserve"));
     CHECK(hasError(r.errors, "test.json: retry.max_delay: expected a number, got string"));
 }
 
@@ -492,7 +503,7 @@ TEST_CASE("flags are parsed into overrides") {
                     "b.txt",       "--cache-dir", "/c",         "--endpoint",    "http://127.0.0.1:9/",
                     "--ca-file",   "ca.pem",      "--socket",   "/s.sock",       "--once",
                     "--offline",   "--log-level", "debug",      "--connections", "3",
-                    "--bandwidth", "2M"});
+                    "--bandwidth", "2M",          "--reserve",  "0.25"});
     REQUIRE(std::holds_alternative<hfwarm::daemon::Options>(parsed));
     const auto& options = std::get<hfwarm::daemon::Options>(parsed);
     const auto& o = options.overrides;
@@ -507,6 +518,7 @@ TEST_CASE("flags are parsed into overrides") {
     CHECK(o.logLevel == "debug");
     CHECK(o.connections == 3);
     CHECK(o.bandwidth == 2u * 1024 * 1024);
+    CHECK(o.reserve == 0.25);
 
     auto bare = parseFlags({});
     REQUIRE(std::holds_alternative<hfwarm::daemon::Options>(bare));
@@ -514,6 +526,7 @@ TEST_CASE("flags are parsed into overrides") {
     CHECK_FALSE(b.once);
     CHECK_FALSE(b.overrides.configFile);
     CHECK_FALSE(b.overrides.bandwidth);
+    CHECK_FALSE(b.overrides.reserve);
     CHECK_FALSE(b.overrides.offline);
 }
 
@@ -534,6 +547,9 @@ TEST_CASE("bad flag values exit 2 with a message naming the flag and pointing to
              {{"--connections", "0"},
               "hfwarmd: --connections: '0' is not a connection count: give a whole number from 1 to "
               "1000000\n"},
+             {{"--reserve", "0.95"},
+              "hfwarmd: --reserve: '0.95' is not a reserve: give the share of each Hub window to leave "
+              "unspent, from 0 to 0.9 (for example 0.1)\n"},
              {{"--endpoint", "huggingface.co"},
               "hfwarmd: --endpoint: 'huggingface.co' is not an http:// or https:// URL (for example "
               "https://huggingface.co)\n"},

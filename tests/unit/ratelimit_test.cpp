@@ -134,32 +134,15 @@ TEST_CASE("changing the rate keeps the tokens earned so far; a smaller burst dro
     CHECK(b.tokens(t0 + 2500ms) == doctest::Approx(4.0));
 }
 
-TEST_CASE("re-seeding follows the announced window: rate quota/window, tokens within what remains") {
-    TokenBucket b(9.0, 50.0, t0);
-    // Fresh window: nothing left to burst, paced at 3000/300.
-    b.reseed(t0, 3000, 300s, 3000, 300s);
-    CHECK(b.rate() == doctest::Approx(10.0));
-    CHECK(b.tokens(t0) == doctest::Approx(0.0));
-
-    // Others behind the same IP spent most of it: slow down to what is left.
-    TokenBucket shared(9.0, 50.0, t0);
-    shared.reseed(t0, 3000, 300s, 600, 200s);
-    CHECK(shared.rate() == doctest::Approx(3.0));
-
-    // Late in a window with plenty left: the long-run rate, and a burst of what cannot be spent
-    // at that rate before the reset.
-    TokenBucket late(9.0, 50.0, t0);
-    late.reseed(t0, 3000, 300s, 2000, 10s);
-    CHECK(late.rate() == doctest::Approx(10.0));
-    CHECK(late.tokens(t0) == doctest::Approx(50.0));
-    late.reseed(t0, 3000, 300s, 120, 10s);
-    CHECK(late.tokens(t0) == doctest::Approx(20.0));
-
-    // At the reset itself the long-run rate applies and what remains may go at once.
-    TokenBucket edge(9.0, 50.0, t0);
-    edge.reseed(t0, 100, 10s, 5, 0s);
-    CHECK(edge.rate() == doctest::Approx(10.0));
-    CHECK(edge.tokens(t0) == doctest::Approx(5.0));
+TEST_CASE("a refund gives back a token up to the burst") {
+    TokenBucket b(1.0, 2.0, t0);
+    REQUIRE(b.tryTake(t0));
+    REQUIRE(b.tryTake(t0));
+    CHECK_FALSE(b.tryTake(t0));
+    b.refund(t0);
+    CHECK(b.tokens(t0) == doctest::Approx(1.0));
+    b.refund(t0, 5.0);
+    CHECK(b.tokens(t0) == doctest::Approx(2.0));
 }
 
 TEST_CASE("RateLimit parses as the Hub sends it, with whitespace variants and several items") {
@@ -321,23 +304,26 @@ TEST_CASE(
     CHECK(s.tryAcquire(t0 + 500ms).go);
     CHECK(s.status(t0 + 500ms).requests == 4);
 
-    // The announced window sets the pace: 100 per 10 s, 90 left for 9 s.
+    // An announced fixed window replaces the pace: 100 per 10 s, 90 left for 9 s, 10 reserved, and
+    // 3 requests (granted at t0 and 500 ms) still in flight once this answer ends one of them.
     s.observe(t0 + 1s, withPolicy(withRateLimit(200, 90, 9), 100, 10), 0.0);
     auto st = s.status(t0 + 1s);
-    CHECK(st.rate == doctest::Approx(10.0));
+    CHECK(st.windowRule);
     CHECK(st.remaining == 90u);
     CHECK(st.quota == 100u);
     CHECK(st.window == 10u);
+    CHECK(st.reserved == 10u);
+    CHECK(st.inFlight == 2u);
     REQUIRE(st.resetIn);
     CHECK(*st.resetIn == doctest::Approx(9.0));
-    CHECK(st.tokens == doctest::Approx(0.0));
+    CHECK(st.tokens == doctest::Approx(78.0));
+    for (int i = 0; i < 78; ++i) REQUIRE(s.tryAcquire(t0 + 1s).go);
     d = s.tryAcquire(t0 + 1s);
     CHECK_FALSE(d.go);
-    CHECK(secondsOf(d.wait) == doctest::Approx(0.1));
-    CHECK(s.tryAcquire(t0 + 1100ms).go);
+    CHECK(d.wait == 9s);
 }
 
-TEST_CASE("when r reaches 0 the class pauses until t for everyone, then resumes without a probe") {
+TEST_CASE("when r reaches 0 the class pauses until t for everyone, then one probe opens the new window") {
     ClassState s({5.0, 5.0}, t0);
     s.observe(t0, withPolicy(withRateLimit(200, 0, 4), 100, 10), 0.0);
     auto st = s.status(t0);
@@ -348,14 +334,20 @@ TEST_CASE("when r reaches 0 the class pauses until t for everyone, then resumes 
         CHECK_FALSE(d.go);
         CHECK(d.wait == t0 + 4s - at);
     }
-    // The new window starts with one request at once, then the announced pace (10/s).
+    // The new window: one probe first, the others wait for its answer.
+    CHECK(s.status(t0 + 4s).remaining == 100u);
     auto first = s.tryAcquire(t0 + 4s);
     CHECK(first.go);
-    CHECK_FALSE(first.probe);
+    CHECK(first.probe);
     auto second = s.tryAcquire(t0 + 4s);
     CHECK_FALSE(second.go);
-    CHECK(secondsOf(second.wait) == doctest::Approx(0.1));
-    CHECK(s.status(t0 + 4s).remaining == 100u);
+    CHECK(second.wait == 10s);
+    // Its answer opens the whole window less the reserve: 99 - 10, with nothing in flight.
+    s.observe(t0 + 4100ms, withPolicy(withRateLimit(200, 99, 10), 100, 10), 0.0);
+    for (int i = 0; i < 89; ++i) REQUIRE(s.tryAcquire(t0 + 4100ms).go);
+    auto held = s.tryAcquire(t0 + 4100ms);
+    CHECK_FALSE(held.go);
+    CHECK(held.wait == 10s);
 }
 
 TEST_CASE("the window's end is pinned down from several whole-second t values") {
@@ -500,6 +492,268 @@ TEST_CASE("new limits apply at once and the announced budget still sets the pace
     s.setLimits(t0, {1.0, 1.0});
     CHECK(s.status(t0).rate == doctest::Approx(10.0));
     CHECK(s.status(t0).configuredRate == 1.0);
+}
+
+// The window rule (issue: spend the budget the Hub announces), one case per situation.
+
+namespace {
+
+Observation resolvers(int status, std::uint64_t r, std::uint64_t t, std::uint64_t q, std::uint64_t w) {
+    return withPolicy(withRateLimit(status, r, t), q, w);
+}
+
+// Lets the first request go and answers it with `answer`, as the Limiter does for a fresh class.
+void openWith(ClassState& s, TimePoint at, const Observation& answer) {
+    REQUIRE(s.tryAcquire(at).probe);
+    s.observe(at, answer, 0.0);
+}
+
+// How many requests go at `at` before the class holds.
+int drain(ClassState& s, TimePoint at, int limit = 10'000) {
+    int n = 0;
+    while (n < limit && s.tryAcquire(at).go) ++n;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "window rule: with plenty left, all of it less the reserve goes at once, then it holds until the reset") {
+    // The anonymous resolver budget, freshly opened by the probe.
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 2999, 300, 3000, 300));
+    CHECK(drain(s, t0) == 2699);
+    // It asks again at the reset, or once the oldest request in flight stops counting if that comes
+    // first; an answer that frees some of the budget wakes it before either.
+    auto d = s.tryAcquire(t0);
+    CHECK_FALSE(d.go);
+    CHECK(d.wait == 120s);
+    auto st = s.status(t0);
+    CHECK(st.tokens == 0.0);
+    CHECK(st.inFlight == 2699u);
+    CHECK(st.reserved == 300u);
+    CHECK(st.requests == 2700u);
+    // Answers re-seed: each one ends a flight and says one fewer remains, so nothing new may go.
+    for (std::uint64_t r = 2998; r > 2988; --r) s.observe(t0 + 1s, resolvers(200, r, 299, 3000, 300), 0.0);
+    CHECK_FALSE(s.tryAcquire(t0 + 1s).go);
+    CHECK(s.status(t0 + 1s).inFlight == 2689u);
+    // Requests never answered stop counting as in flight after 120 s, but as spent: the Hub counted
+    // them. Nothing more goes before the reset.
+    auto late = s.tryAcquire(t0 + 200s);
+    CHECK_FALSE(late.go);
+    CHECK(late.wait == 100s);
+    CHECK(s.status(t0 + 200s).inFlight == 0u);
+    CHECK(s.status(t0 + 200s).remaining == 300u);
+}
+
+TEST_CASE("window rule: a window nearly spent lets only what remains above the reserve go") {
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 305, 120, 3000, 300));
+    CHECK(drain(s, t0) == 5);
+    CHECK(s.tryAcquire(t0 + 1s).wait == 119s);
+    // Below the reserve already (other clients spent it): nothing goes, even with no request out.
+    ClassState below({9.0, 50.0}, t0);
+    openWith(below, t0, resolvers(200, 250, 60, 3000, 300));
+    CHECK(drain(below, t0) == 0);
+    CHECK(below.status(t0).tokens == 0.0);
+    // At the reset the next window opens with a probe, then q - reserve less what it said was used.
+    auto probe = below.tryAcquire(t0 + 60s);
+    REQUIRE(probe.go);
+    CHECK(probe.probe);
+    below.observe(t0 + 60s, resolvers(200, 2999, 300, 3000, 300), 0.0);
+    CHECK(drain(below, t0 + 60s) == 2699);
+}
+
+TEST_CASE("window rule: the reserve is a share of the quota, rounded down, and changes at once") {
+    ClassState none({9.0, 50.0}, t0);
+    none.setReserve(0.0);
+    openWith(none, t0, resolvers(200, 499, 300, 500, 300));
+    CHECK(drain(none, t0) == 499);
+
+    ClassState half({9.0, 50.0}, t0);
+    half.setReserve(0.5);
+    openWith(half, t0, resolvers(200, 499, 300, 500, 300));
+    CHECK(half.status(t0).reserved == 250u);
+    CHECK(drain(half, t0, 100) == 100);
+    // Lowered on reload: 499 - 50 - 100 in flight.
+    half.setReserve(0.1);
+    CHECK(drain(half, t0) == 349);
+    // Raised: what is in flight already exceeds it; the class holds.
+    half.setReserve(0.9);
+    CHECK(half.status(t0).reserved == 450u);
+    CHECK_FALSE(half.tryAcquire(t0).go);
+    // Out of range is clamped to 0..0.9.
+    half.setReserve(5.0);
+    CHECK(half.status(t0).reserve == doctest::Approx(0.9));
+    half.setReserve(-1.0);
+    CHECK(half.status(t0).reserve == 0.0);
+
+    // A tiny quota keeps no request back rather than all of them.
+    ClassState tiny({9.0, 50.0}, t0);
+    openWith(tiny, t0, resolvers(200, 4, 10, 5, 10));
+    CHECK(tiny.status(t0).reserved == 0u);
+    CHECK(drain(tiny, t0) == 4);
+}
+
+TEST_CASE("window rule: requests in flight when the headers arrive count against what remains") {
+    // A configured burst of 1 does not bound the window rule: the probe's answer opens 89 at once.
+    ClassState s({1.0, 1.0}, t0);
+    openWith(s, t0, resolvers(200, 99, 10, 100, 10));
+    CHECK(drain(s, t0, 20) == 20);
+    // The Hub counted the probe and 5 of the 20 when it answered: 94 left. 19 are still in flight
+    // (one of them perhaps counted already; counting it again is the safe side).
+    s.observe(t0 + 100ms, resolvers(200, 94, 10, 100, 10), 0.0);
+    auto st = s.status(t0 + 100ms);
+    CHECK(st.inFlight == 19u);
+    CHECK(st.tokens == doctest::Approx(94.0 - 10.0 - 19.0));
+    CHECK(drain(s, t0 + 100ms) == 65);
+    // An answer that was counted earlier (a higher r) arrives later: the lowest count stands.
+    s.observe(t0 + 200ms, resolvers(200, 97, 10, 100, 10), 0.0);
+    CHECK(s.status(t0 + 200ms).remaining == 94u);
+    CHECK(s.status(t0 + 200ms).tokens == doctest::Approx(94.0 - 10.0 - 83.0));
+    // Requests whose answer never comes stop counting after the in-flight timeout.
+    CHECK(s.status(t0 + 119s).inFlight == 83u);
+    CHECK(s.status(t0 + 120s).inFlight == 65u);  // those let through at t0 + 100 ms remain
+    CHECK(s.status(t0 + 120100ms).inFlight == 0u);
+}
+
+TEST_CASE("window rule: a late answer from the previous window neither re-opens nor pauses the new one") {
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 99, 10, 100, 10));
+    CHECK(drain(s, t0) == 89);
+    // The window's last answers: r = 0, the class pauses until the reset.
+    s.observe(t0 + 9s, resolvers(200, 0, 1, 100, 10), 0.0);
+    CHECK(s.status(t0 + 9s).pausedFor > 0.0);
+    // Past the reset: a probe goes while 88 are still in flight (counted against the new window
+    // until their answers come: 100 - 10 - 88 leaves 2).
+    auto probe = s.tryAcquire(t0 + 10s);
+    REQUIRE(probe.probe);
+    // A late answer of the old window arrives before the probe's: it is not the probe's answer and
+    // says nothing about the new window (its r = 0 would otherwise pause it).
+    s.observe(t0 + 10100ms, resolvers(200, 0, 1, 100, 10), 0.0);
+    auto st = s.status(t0 + 10100ms);
+    CHECK(st.probing);
+    CHECK(st.pausedFor == 0.0);
+    CHECK(st.remaining == 100u);
+    CHECK_FALSE(s.tryAcquire(t0 + 10100ms).go);
+    // The probe's answer opens the new window.
+    s.observe(t0 + 10200ms, resolvers(200, 99, 10, 100, 10), 0.0);
+    CHECK_FALSE(s.status(t0 + 10200ms).probing);
+    CHECK(s.status(t0 + 10200ms).inFlight == 87u);
+    CHECK(drain(s, t0 + 10200ms) == 2);
+    // More late answers of the old window, with r above what the new one has: they free their
+    // flights but neither raise the count nor pause.
+    for (int i = 0; i < 20; ++i) s.observe(t0 + 10300ms, resolvers(200, 3, 1, 100, 10), 0.0);
+    st = s.status(t0 + 10300ms);
+    CHECK(st.remaining == 99u);
+    CHECK(st.pausedFor == 0.0);
+    REQUIRE(st.resetIn);
+    CHECK(*st.resetIn == doctest::Approx(9.9));
+    CHECK(drain(s, t0 + 10300ms) == 20);
+}
+
+TEST_CASE("window rule: a 429 still pauses the class until the reset, and a probe opens the next window") {
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 99, 10, 100, 10));
+    CHECK(drain(s, t0) == 89);
+    s.observe(t0 + 2s, resolvers(429, 0, 8, 100, 10), 0.0);
+    auto st = s.status(t0 + 2s);
+    CHECK(st.pausedFor == doctest::Approx(8.0));
+    CHECK(st.count429 == 1u);
+    CHECK_FALSE(s.tryAcquire(t0 + 9s).go);
+    REQUIRE(s.tryAcquire(t0 + 10s).probe);
+    CHECK_FALSE(s.tryAcquire(t0 + 10s).go);
+}
+
+TEST_CASE("a policy without w is ignored: the configured rate and burst apply") {
+    auto now = utc(2026, 1, 1, 0, 0, 0);
+    auto o = makeObservation(RequestClass::Resolvers, 200, "\"resolvers\";r=99;t=10",
+                             "\"fixed window\";\"resolvers\";q=100", "", now);
+    CHECK_FALSE(o.policy);
+    REQUIRE(o.rateLimit);
+    ClassState s({2.0, 3.0}, t0);
+    openWith(s, t0, o);
+    auto st = s.status(t0);
+    CHECK_FALSE(st.windowRule);
+    CHECK(st.rate == doctest::Approx(2.0));
+    CHECK(drain(s, t0) == 2);  // the burst of 3, less the probe
+    CHECK(secondsOf(s.tryAcquire(t0).wait) == doctest::Approx(0.5));
+}
+
+TEST_CASE("a sliding-window policy keeps the configured rate and burst, within q/w and what remains") {
+    auto now = utc(2026, 1, 1, 0, 0, 0);
+    auto o = makeObservation(RequestClass::Resolvers, 200, "\"resolvers\";r=90;t=9",
+                             "\"sliding window\";\"resolvers\";q=100;w=10", "", now);
+    REQUIRE(o.policy);
+    CHECK(o.policy->kind == "sliding window");
+    ClassState s({5.0, 4.0}, t0);
+    openWith(s, t0, o);
+    auto st = s.status(t0);
+    CHECK_FALSE(st.windowRule);
+    CHECK(st.rate == doctest::Approx(5.0));
+    CHECK(drain(s, t0) == 3);
+    // Little left: the rate falls to what remains over the time left (6 over 6 s), the burst to 0.
+    s.observe(t0 + 3s,
+              makeObservation(RequestClass::Resolvers, 200, "\"resolvers\";r=6;t=6",
+                              "\"sliding window\";\"resolvers\";q=100;w=10", "", now),
+              0.0);
+    st = s.status(t0 + 3s);
+    CHECK(st.rate == doctest::Approx(1.0));
+    CHECK(st.tokens == doctest::Approx(0.0));
+}
+
+TEST_CASE("a response from a cache is recognised by Age or a cache-status header") {
+    CHECK(servedFromCache("12", "", ""));
+    CHECK(servedFromCache(" 1 ", "", ""));
+    CHECK_FALSE(servedFromCache("0", "", ""));
+    CHECK_FALSE(servedFromCache("-3", "", ""));
+    CHECK_FALSE(servedFromCache("soon", "", ""));
+    CHECK(servedFromCache("", "HIT", ""));
+    CHECK(servedFromCache("", "hit", ""));
+    CHECK_FALSE(servedFromCache("", "MISS", ""));
+    CHECK_FALSE(servedFromCache("", "EXPIRED", ""));
+    CHECK(servedFromCache("", "", "HIT from squid.example"));
+    CHECK(servedFromCache("", "", "HIT, MISS"));
+    CHECK_FALSE(servedFromCache("", "", "MISS from squid.example"));
+    CHECK_FALSE(servedFromCache("", "", "HITS"));
+    CHECK_FALSE(servedFromCache("", "", ""));
+}
+
+TEST_CASE("cache hits cost no budget: their stale headers neither re-seed nor pause, and they are counted") {
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 99, 10, 100, 10));
+    CHECK(drain(s, t0, 10) == 10);
+    // Ten answers from a cache replaying r = 0 from an earlier fetch.
+    for (int i = 0; i < 10; ++i) {
+        Observation hit = resolvers(200, 0, 3, 100, 10);
+        hit.cacheHit = true;
+        s.observe(t0 + 1s, hit, 0.0);
+    }
+    auto st = s.status(t0 + 1s);
+    CHECK(st.cacheHits == 10u);
+    CHECK(st.remaining == 99u);
+    CHECK(st.pausedFor == 0.0);
+    CHECK(st.inFlight == 0u);
+    CHECK(drain(s, t0 + 1s) == 89);
+
+    // Under the rate rule a hit gives its token back, and a first answer from a cache opens the
+    // class (the probe learnt the way works) without announcing anything.
+    ClassState rate({1.0, 2.0}, t0);
+    REQUIRE(rate.tryAcquire(t0).probe);
+    Observation hit = resolvers(200, 0, 300, 100, 300);
+    hit.cacheHit = true;
+    rate.observe(t0, hit, 0.0);
+    auto rs = rate.status(t0);
+    CHECK_FALSE(rs.probing);
+    CHECK_FALSE(rs.windowRule);
+    CHECK_FALSE(rs.quota);
+    CHECK(rs.tokens == doctest::Approx(2.0));
+    for (int i = 0; i < 5; ++i) {
+        REQUIRE(rate.tryAcquire(t0).go);
+        rate.observe(t0, hit, 0.0);
+    }
+    CHECK(rate.status(t0).cacheHits == 6u);
+    CHECK(rate.status(t0).tokens == doctest::Approx(2.0));
 }
 
 TEST_CASE("backoff ceilings double up to the cap and draws stay within them") {

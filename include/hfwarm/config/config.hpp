@@ -22,11 +22,17 @@ struct BucketLimit {
     friend bool operator==(const BucketLimit&, const BucketLimit&) = default;
 };
 
+// The largest limits.reserve: hfwarm keeps at least a tenth of each window for itself.
+inline constexpr double kMaxReserve = 0.9;
+
 // Defaults stay below the Hub's anonymous budgets (500 api and 3000 resolver requests per 300 s,
 // that is 1.67/s and 10/s) so a fresh install never meets a 429.
 struct Limits {
     BucketLimit api{1.5, 20};
     BucketLimit resolvers{9, 50};
+    // The share of each window's quota the Hub announces that is never spent, so that the user's own
+    // tools on the same IP or token still get answers: 0 to 0.9.
+    double reserve = 0.1;
     friend bool operator==(const Limits&, const Limits&) = default;
 };
 
@@ -109,6 +115,7 @@ struct Overrides {
     std::optional<double> apiBurst;
     std::optional<double> resolverRate;
     std::optional<double> resolverBurst;
+    std::optional<double> reserve;
 };
 
 struct LoadResult {

@@ -1,6 +1,15 @@
 // The decisions of one (host, class) budget, with time passed in: when a request may go, how the
-// Hub's headers re-seed the bucket, how a 429 pauses the class and how it recovers. The Limiter wraps
-// it with waiting; unit tests drive it directly.
+// Hub's headers re-seed it, how a 429 pauses the class and how it recovers. The Limiter wraps it with
+// waiting; unit tests drive it directly.
+//
+// Two rules decide when a request may go:
+// - Window: once the Hub has announced a "fixed window" policy (q per w) and a `RateLimit` count (r
+//   left, t seconds to the reset), up to r - reserve - (requests in flight) may go at once, with no
+//   pacing; the reserve is a share of q (limits.reserve). At 0 the class holds until the reset; then
+//   one probe goes, and its answer opens the new window with what the Hub says remains.
+// - Rate: before that, and for any other policy (a sliding window, or a policy without `w`), the
+//   configured rate and burst, never faster than q/w nor than what remains spread over the time left.
+// In both, r = 0 holds the class until the reset and a 429 pauses it.
 #pragma once
 
 #include "hfwarm/ratelimit/headers.hpp"
@@ -10,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string_view>
 
@@ -30,6 +40,9 @@ struct ClassPolicy {
     // A probe whose response is never observed (the request failed and nobody reported status 0)
     // stops blocking the class after this long: the Hub's own HEAD timeout in HFH is 10 s.
     std::chrono::seconds probeTimeout{10};
+    // A request let through but never reported (observe) stops counting as in flight after this
+    // long: longer than any request the daemon lets run.
+    std::chrono::seconds inFlightTimeout{120};
     // Without any rate-limit header: on a 429 the rate is multiplied by `decrease` (down to
     // `minFactor` of the configured rate); each other response adds `increase` of it back.
     double decrease = 0.5;
@@ -43,6 +56,9 @@ struct Observation {
     std::optional<RateLimitItem> rateLimit;
     std::optional<RateLimitPolicyItem> policy;
     std::optional<std::chrono::seconds> retryAfter;
+    // Served by an HTTP cache in front of the Hub: the Hub counted nothing, and the headers are a
+    // copy of an older answer, so they neither re-seed nor pause the class.
+    bool cacheHit = false;
 
     bool hasHeaders() const { return rateLimit || policy || retryAfter; }
 };
@@ -51,12 +67,18 @@ struct Observation {
 // buckets and malformed headers are dropped.
 Observation makeObservation(RequestClass cls, int status, std::string_view rateLimitHeader,
                             std::string_view policyHeader, std::string_view retryAfterHeader,
-                            std::chrono::system_clock::time_point now);
+                            std::chrono::system_clock::time_point now, bool cacheHit = false);
+
+// Whether a response came from an HTTP cache rather than from the Hub (empty = header absent): an
+// `Age` above 0 (RFC 9111 section 5.1), nginx's `X-Cache-Status: HIT`, or Varnish's and Squid's
+// `X-Cache: HIT` (Squid writes `HIT from <host>`). Case does not matter.
+bool servedFromCache(std::string_view age, std::string_view cacheStatus, std::string_view cache);
 
 // Everything about one class that status and metrics show. Durations are seconds from `now`.
 struct ClassStatus {
-    double tokens = 0;
-    double rate = 0;  // current requests per second (announced or configured, after AIMD)
+    bool windowRule = false;  // the window rule decides; else the rate rule (see the top of this file)
+    double tokens = 0;        // window rule: requests that may still go in this window; else tokens
+    double rate = 0;          // rate rule: requests per second after AIMD; window rule: q/w, for reference
     double burst = 0;
     double configuredRate = 0;
     double aimdFactor = 1;                   // < 1 after 429s without headers
@@ -66,8 +88,12 @@ struct ClassStatus {
     std::optional<double> resetIn;           // until the announced window resets; nullopt once past
     double pausedFor = 0;                    // 0 when not paused
     bool probing = false;                    // at the start and after a 429: one probe at a time
+    double reserve = kDefaultReserve;        // limits.reserve
+    std::uint64_t reserved = 0;  // requests of each window left unspent: reserve * q, rounded down
+    std::uint64_t inFlight = 0;  // let through, answer not seen yet
     std::uint64_t count429 = 0;
     std::uint64_t requests = 0;
+    std::uint64_t cacheHits = 0;  // answers a cache gave instead of the Hub
 };
 
 class ClassState {
@@ -88,9 +114,11 @@ class ClassState {
     // Feeds a response (or a failure without one). `jitter` is a uniform random number in [0, 1).
     void observe(TimePoint now, const Observation& observation, double jitter);
 
-    // New configured rate and burst; an announced budget still takes precedence over the rate.
+    // New configured rate and burst; an announced fixed window still takes precedence over them.
     void setLimits(TimePoint now, ClassLimits limits);
     const ClassLimits& limits() const { return limits_; }
+    // The share of an announced fixed window never spent, 0 to 0.9 (clamped).
+    void setReserve(double reserve);
 
     ClassStatus status(TimePoint now) const;
 
@@ -98,6 +126,14 @@ class ClassState {
     enum class Phase { Open, Paused, Probing };
 
     void advance(TimePoint now);
+    void spendUnanswered();
+    void grant(TimePoint now, Decision& d);
+    bool windowRule() const;
+    std::uint64_t reserved() const;
+    std::optional<std::uint64_t> remainingAt(TimePoint now) const;
+    double allowance(TimePoint now) const;
+    std::uint64_t inFlightAt(TimePoint now) const;
+    Duration holdInWindow(TimePoint now) const;
     void applyRate(TimePoint now);
     bool applyAnnouncement(TimePoint now, const Observation& o);
     void on429(TimePoint now, const Observation& o, bool current, double jitter);
@@ -108,6 +144,7 @@ class ClassState {
     Duration withJitter(Duration pause, double jitter) const;
 
     ClassLimits limits_;
+    double reserve_ = kDefaultReserve;
     ClassPolicy policy_;
     TokenBucket bucket_;
     Phase phase_ = Phase::Probing;
@@ -117,8 +154,10 @@ class ClassState {
     TimePoint probeDeadline_{};
     unsigned backoffStep_ = 0;
     double aimdFactor_ = 1.0;
-    // The pace the Hub's last announcement allows; nullopt until it has said anything.
+    // The rate rule's pace as the Hub's last announcement allows it; nullopt until it said anything.
     std::optional<double> announcedRate_;
+    // The lowest r announced in the current window (answers arrive out of order; a fixed window's
+    // count only falls); after a reset, the quota.
     std::optional<std::uint64_t> remaining_;
     std::optional<std::uint64_t> quota_;
     std::optional<std::uint64_t> window_;
@@ -126,8 +165,13 @@ class ClassState {
     // pins it down; `rolled_` once that time has passed.
     std::optional<TimePoint> resetAt_;
     bool rolled_ = false;
+    // The last policy named a fixed window.
+    bool fixedWindow_ = false;
+    // When each request still in flight was let through, oldest first.
+    std::deque<TimePoint> inFlight_;
     std::uint64_t count429_ = 0;
     std::uint64_t requests_ = 0;
+    std::uint64_t cacheHits_ = 0;
 };
 
 }  // namespace hfwarm::ratelimit

@@ -38,14 +38,15 @@ struct BandwidthStatus {
 };
 
 struct LimiterStatus {
+    double reserve = kDefaultReserve;      // limits.reserve
     std::vector<HostClassStatus> classes;  // sorted by host, then class
     BandwidthStatus bandwidth;
 };
 
-// {"classes": [{"host", "class", "tokens", "rate", "burst", "configured_rate", "aimd_factor",
-// "remaining", "quota", "window_s", "reset_in_s", "paused_for_s", "probing", "responses_429",
-// "requests", "waiting"}], "bandwidth": {"limit_bps", "tokens", "bytes", "waiting"}}; unknown
-// announced values are null.
+// {"reserve", "classes": [{"host", "class", "rule" ("window" or "rate"), "tokens", "rate", "burst",
+// "configured_rate", "aimd_factor", "remaining", "quota", "window_s", "reset_in_s", "paused_for_s",
+// "probing", "reserved", "in_flight", "responses_429", "requests", "cache_hits", "waiting"}],
+// "bandwidth": {"limit_bps", "tokens", "bytes", "waiting"}}; unknown announced values are null.
 json toJson(const LimiterStatus& status);
 
 // Prometheus text exposition lines (`hfwarm_ratelimit_*`, `hfwarm_bandwidth_*`) with HELP and TYPE.
@@ -72,7 +73,8 @@ class Limiter {
     // Shares every (host, class) request budget with the other daemons using the same store (config
     // key `redis`): once the local budget lets a request go, acquire() also takes it from the shared
     // window, and waits for that window's end when the fleet has spent it. The quota and window are
-    // the Hub's announced policy, else the configured rate over 300 s. When the store cannot answer,
+    // the Hub's announced policy, the quota less the reserve (one shared count, spent as fast as the
+    // daemons can), else the configured rate over 300 s. When the store cannot answer,
     // the local budget alone decides. Null: local only. Call before the first acquire().
     void setSharedBudget(std::unique_ptr<SharedBudget> shared);
 
@@ -84,11 +86,12 @@ class Limiter {
     // the Hub's headers (empty string_view = absent) re-seed the budget, r=0 pauses the class until
     // the reset, a 429 pauses it (RateLimit t, else Retry-After, else backoff) and the next request
     // after the pause is a single probe. status 0 = the request failed without a response (it ends
-    // a probe without judging it). No effect for RequestClass::Other.
+    // a probe without judging it). `cacheHit` (servedFromCache()): a cache answered, the request
+    // cost no budget and its headers are ignored. No effect for RequestClass::Other.
     void observe(std::string_view host, RequestClass cls, int status, std::string_view rateLimitHeader,
-                 std::string_view policyHeader, std::string_view retryAfterHeader);
+                 std::string_view policyHeader, std::string_view retryAfterHeader, bool cacheHit = false);
 
-    // Applies new rates, bursts and bandwidth to every class, present and future, at once.
+    // Applies new rates, bursts, reserve and bandwidth to every class, present and future, at once.
     void setLimits(const LimiterConfig& config);
     const LimiterConfig& limits() const { return config_; }
 

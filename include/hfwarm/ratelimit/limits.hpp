@@ -5,9 +5,12 @@
 
 namespace hfwarm::ratelimit {
 
-// Requests per second and burst of one class. The rate is what hfwarm uses until the Hub announces
-// its own policy in `RateLimit-Policy`/`RateLimit`; from then on the announced budget sets the pace.
-// Rates must be > 0; bursts >= 0 (0: strictly paced, no burst).
+inline constexpr double kDefaultReserve = 0.1;
+
+// Requests per second and burst of one class. They apply until the Hub announces a fixed window in
+// `RateLimit-Policy` with its `RateLimit` count, and whenever its policy is another kind; within an
+// announced fixed window the count the Hub says remains sets what may go. Rates must be > 0; bursts
+// >= 0 (0: strictly paced, no burst).
 struct ClassLimits {
     double rate = 1.0;
     double burst = 1.0;
@@ -20,6 +23,9 @@ struct ClassLimits {
 struct LimiterConfig {
     ClassLimits api{1.5, 20.0};
     ClassLimits resolvers{9.0, 50.0};
+    // The share of each announced fixed window's quota never spent (config key `limits.reserve`),
+    // left for the user's own tools on the same IP or token: 0 to 0.9.
+    double reserve = kDefaultReserve;
     // Bytes per second for all transfers together; 0 = unlimited.
     std::uint64_t bandwidth = 0;
     bool operator==(const LimiterConfig&) const = default;

@@ -26,13 +26,6 @@ class TokenBucket {
     // (rate 0 and too few tokens).
     Duration timeUntilAvailable(TimePoint now, double n = 1.0) const;
 
-    // Follows a server-announced fixed window: `quota` requests per `window`, of which `remaining`
-    // are left for the `resetIn` until the window resets. The rate becomes the lower of quota/window
-    // and remaining/resetIn, and the tokens are cut so that what the bucket holds plus what it
-    // refills before the reset does not exceed `remaining`. A zero window leaves the rate unchanged.
-    void reseed(TimePoint now, std::uint64_t quota, std::chrono::seconds window, std::uint64_t remaining,
-                Duration resetIn);
-
     // Changes the rate from now on; tokens accrued so far are kept.
     void setRate(TimePoint now, double rate);
     // Changes the burst; tokens above the new burst are dropped.
@@ -41,6 +34,8 @@ class TokenBucket {
     void limitTokens(TimePoint now, double max);
     // Raises the tokens to at least `min` (capped at the burst; never lowers them).
     void ensureTokens(TimePoint now, double min);
+    // Gives back n tokens taken for a request that cost nothing (capped at the burst).
+    void refund(TimePoint now, double n = 1.0);
 
     double tokens(TimePoint now) const;
     double rate() const { return rate_; }
