@@ -135,11 +135,15 @@ class Case:
         """Three runners one after another, each on a fresh cache, behind the recipe, with the Hub's
         anonymous budget: the first fills nginx's cache, the others cost the Hub nothing."""
         generate(self.hubsim, "demo", self.fixtures)
-        # The unthrottled local run: the same warm straight at the simulator, quotas off.
+        # The unthrottled local run: the same warm straight at the simulator, quotas off; the best of
+        # two, as a machine's other work only ever slows a run down.
         with self.sim("--api-quota", "0", "--resolver-quota", "0") as sim:
-            local_cache = os.path.join(self.tmp, "cache-local")
-            result, local = self.timed(self.warm.command(sim, DEMO_MANIFEST, local_cache))
-            equal(result.returncode, 0, "exit code of the unthrottled local run\n" + describe(result))
+            local = math.inf
+            for name in ("cache-local-1", "cache-local-2"):
+                local_cache = os.path.join(self.tmp, name)
+                result, elapsed = self.timed(self.warm.command(sim, DEMO_MANIFEST, local_cache))
+                equal(result.returncode, 0, "exit code of the unthrottled local run\n" + describe(result))
+                local = min(local, elapsed)
         with self.sim() as sim, self.nginx(sim) as nginx:
             runs = []
             for i in range(3):
@@ -154,7 +158,10 @@ class Case:
             for cache, _, _, _ in runs:
                 self.check_repos(sim, cache, DEMO_SELECTIONS)
         times = [elapsed for _, elapsed, _, _ in runs]
-        print(f"unthrottled local run {local:.2f} s; runners behind nginx "
+        blobs = self.lfs_blobs(DEMO_SELECTIONS)
+        files = sum(len(fixture_files(self.fixtures, repo) if paths is None else paths)
+                    for repo, paths in DEMO_SELECTIONS.items())
+        print(f"{files} files ({len(blobs)} LFS): unthrottled local run {local:.2f} s; runners behind nginx "
               + ", ".join(f"{t:.2f} s ({t / local:.2f}x)" for t in times)
               + f"; upstream requests {len(upstream)}, nginx answers {len(served)}")
 
@@ -166,7 +173,6 @@ class Case:
         first = [line for line in upstream[:runs[0][2]] if not line["auth"]]
         equal(len(upstream), runs[0][2], "upstream requests after the first runner (the cache answers all)")
         cdn = count_by([line for line in first if line["listener"] == "cdn"], cdn_path)
-        blobs = self.lfs_blobs(DEMO_SELECTIONS)
         equal(sorted(cdn), sorted("/lfs/" + b for b in blobs), "CDN objects fetched upstream")
         check(all(n == 1 for n in cdn.values()), f"CDN fetches per LFS blob (one each): {cdn}")
         api = count_by([line for line in first if line["class"] == "api"], lambda line: line["target"])
@@ -226,26 +232,27 @@ class Case:
 
     # ---- four daemons on one Redis ----
 
-    def fleet(self, sim, redis_url, repos, during=None):
-        """One `hfwarmd --once` per repo, started together, each with its own cache and the same
-        `redis`; `during()` runs once they are started. Returns (seconds, [(exit code, output)])."""
-        config = self.warm.config({"redis": redis_url}, name=f"fleet-{len(repos)}.json")
+    def fleet(self, sim, redis_url, work, during=None):
+        """One `hfwarmd --once` per list of repos in `work`, started together, each with its own cache
+        and the same `redis`; `during()` runs once they are started. Every cache is checked.
+        Returns (seconds, [(exit code, output, cache, repos)])."""
+        config = self.warm.config({"redis": redis_url}, name="fleet.json")
         started = []
         begin = time.monotonic()
-        for repo in repos:
-            name = repo.replace("/", "-")
+        for repos in work:
             output = os.path.join(self.folder("runner-"), "output.txt")
-            manifest = self.warm.manifest(repo + "\n", name=f"{name}.txt")
+            manifest = self.warm.manifest("".join(r + "\n" for r in repos),
+                                          name=os.path.join(os.path.dirname(output), "manifest.txt"))
             cache = self.folder("cache-")
             with open(output, "w") as out:
                 process = subprocess.Popen(self.warm.command(sim, manifest, cache, "--config", config),
                                            stdout=out, stderr=subprocess.STDOUT, env=self.warm.env,
                                            cwd=self.warm.cwd)
-            started.append((process, output, cache, repo))
+            started.append((process, output, cache, repos))
         if during:
             during()
         results = []
-        for process, output, cache, repo in started:
+        for process, output, cache, repos in started:
             try:
                 code = process.wait(timeout=90)
             except subprocess.TimeoutExpired:
@@ -253,11 +260,11 @@ class Case:
                 process.wait()
                 code = "killed after 90 s"
             with open(output, errors="replace") as f:
-                results.append((code, f.read(), cache, repo))
+                results.append((code, f.read(), cache, repos))
         elapsed = time.monotonic() - begin
-        for code, text, cache, repo in results:
-            equal(code, 0, f"exit code of the runner of {repo}\n{text[-4000:]}")
-            self.check_repos(sim, cache, {repo: None})
+        for code, text, cache, repos in results:
+            equal(code, 0, f"exit code of the runner of {repos}\n{text[-4000:]}")
+            self.check_repos(sim, cache, {repo: None for repo in repos})
         return elapsed, results
 
     @staticmethod
@@ -265,35 +272,46 @@ class Case:
         return [line for line in sim.log() if line["class"] == "resolvers" and not line["auth"]]
 
     def test_redis_covering_budget(self):
-        """A budget that covers the work: four daemons on one Redis take no longer than 1.3 x one daemon
-        doing all the work alone, which itself runs as fast as without limits."""
+        """A budget that covers the work: four daemons on one Redis, four repos each, take no longer
+        than 1.3 x one daemon doing all the work alone, which itself runs about as fast as without
+        limits (1.5 x). The work is large enough (816 files) that starting three more processes on a
+        2-core machine is a small part of it."""
         generate(self.hubsim, "small-files", self.fixtures)
-        repos = [f"small/repo-{i:02d}" for i in range(4)]
+        repos = [f"small/repo-{i:02d}" for i in range(16)]
+        work = [repos[i::4] for i in range(4)]
         files = sum(len(fixture_files(self.fixtures, repo)) for repo in repos)
-        quota, window = 300, 60
-        check(files <= quota * (1 - RESERVE) - 10, f"{files} files do not fit a budget of {quota}")
+        quota, window = 1000, 60
+        check(files <= quota * (1 - RESERVE) - 20, f"{files} files do not fit a budget of {quota}")
         alone = self.warm.manifest("".join(r + "\n" for r in repos), name="all.txt")
-        with self.sim("--api-quota", "0", "--resolver-quota", "0") as sim:
-            # No quota sends no RateLimit headers: hfwarmd's own rates are lifted too.
-            config = self.warm.config({"limits": {"api": {"rate": 1000, "burst": 1000},
-                                                  "resolvers": {"rate": 1000, "burst": 1000}}},
-                                      name="unlimited.json")
-            result, unlimited = self.timed(self.warm.command(sim, alone, self.folder("cache-"), "--config", config))
-            equal(result.returncode, 0, "exit code of the unthrottled run\n" + describe(result))
-        with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
-            config = self.warm.config({"redis": redis.url}, name="alone.json")
-            cache = self.folder("cache-")
-            result, one = self.timed(self.warm.command(sim, alone, cache, "--config", config))
-            equal(result.returncode, 0, "exit code of the one daemon doing all the work\n" + describe(result))
-            self.check_repos(sim, cache, {repo: None for repo in repos})
-        with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
-            four, results = self.fleet(sim, redis.url, repos)
-            refused = [line for line in self.resolvers(sim) if line["status"] == 429]
+        # Each figure is the best of two runs, as a machine's other work only ever slows a run down;
+        # each run has a fresh simulator and Redis, so a whole budget.
+        unlimited = one = four = math.inf
+        refused = []
+        for _ in range(2):
+            with self.sim("--api-quota", "0", "--resolver-quota", "0") as sim:
+                # No quota sends no RateLimit headers: hfwarmd's own rates are lifted too.
+                config = self.warm.config({"limits": {"api": {"rate": 1000, "burst": 1000},
+                                                      "resolvers": {"rate": 1000, "burst": 1000}}},
+                                          name="unlimited.json")
+                result, elapsed = self.timed(self.warm.command(sim, alone, self.folder("cache-"), "--config", config))
+                equal(result.returncode, 0, "exit code of the unthrottled run\n" + describe(result))
+                unlimited = min(unlimited, elapsed)
+            with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+                config = self.warm.config({"redis": redis.url}, name="alone.json")
+                cache = self.folder("cache-")
+                result, elapsed = self.timed(self.warm.command(sim, alone, cache, "--config", config))
+                equal(result.returncode, 0, "exit code of the one daemon doing all the work\n" + describe(result))
+                self.check_repos(sim, cache, {repo: None for repo in repos})
+                one = min(one, elapsed)
+            with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+                elapsed, results = self.fleet(sim, redis.url, work)
+                refused += [line for line in self.resolvers(sim) if line["status"] == 429]
+                four = min(four, elapsed)
         print(f"{files} files: unthrottled {unlimited:.2f} s, one daemon on Redis {one:.2f} s, "
               f"four daemons {four:.2f} s ({four / one:.2f}x one), {len(refused)} 429s")
         equal(len(refused), 0, "429s with a budget that covers the work")
-        for _, output, _, repo in results:
-            check("sharing the rate limits through redis" in output, f"{repo}: no word of the shared budget\n"
+        for _, output, _, mine in results:
+            check("sharing the rate limits through redis" in output, f"{mine}: no word of the shared budget\n"
                   + output[-4000:])
         check(one <= 1.5 * unlimited, f"one daemon with a budget of {quota} for {files} files took {one:.2f} s, "
                                       f"more than 1.5 x the unthrottled run ({unlimited:.2f} s)")
@@ -316,7 +334,7 @@ class Case:
         floor = (windows - 1) * window
         check(windows == 2, f"{files} files against {budget} per window need {windows} windows")
         with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
-            elapsed, _ = self.fleet(sim, redis.url, repos)
+            elapsed, _ = self.fleet(sim, redis.url, [[repo] for repo in repos])
             log = self.resolvers(sim)
         refused = refusals_per_window(log, window)
         print(f"{files} files in {elapsed:.2f} s, floor {floor:.2f} s ({elapsed / floor:.2f}x), "
@@ -342,11 +360,11 @@ class Case:
                     check(time.monotonic() < deadline, "the fleet sent no 20 resolver requests within 30 s")
                     time.sleep(0.05)
                 redis.stop()
-            elapsed, results = self.fleet(sim, redis.url, repos, during=stop_redis)
+            elapsed, results = self.fleet(sim, redis.url, [[repo] for repo in repos], during=stop_redis)
             log = self.resolvers(sim)
         refused = refusals_per_window(log, window)
         print(f"{files} files in {elapsed:.2f} s with Redis stopped mid-warm, 429s per {window} s window {refused}")
-        for _, output, _, repo in results:
+        for _, output, _, (repo,) in results:
             equal(output.count(REDIS_DOWN), 1, f"{repo}: warnings of the stopped Redis (one per outage)\n"
                   + output[-4000:])
         check(max(refused) <= len(repos), f"429s per {window} s window after Redis stopped (at most one per "
