@@ -132,19 +132,26 @@ class Case:
     # ---- runners behind nginx ----
 
     def test_three_runners(self):
-        """Three runners one after another, each on a fresh cache, behind the recipe, with the Hub's
-        anonymous budget: the first fills nginx's cache, the others cost the Hub nothing."""
+        """Three runners one after another, each on a fresh cache, behind the recipe: the first fills
+        nginx's cache, the others cost the Hub nothing. The Hub's resolver budget (40 per 5 s) is
+        smaller than the work, so the first runner spends a window, waits for its reset and finishes
+        in the next: the answers nginx keeps carry those old headers, down to a spent budget, and a
+        runner that believed them would wait for a reset that has long passed."""
         generate(self.hubsim, "demo", self.fixtures)
-        # The unthrottled local run: the same warm straight at the simulator, quotas off; the best of
-        # two, as a machine's other work only ever slows a run down.
+        # The unthrottled local run: the same warm straight at the simulator, quotas and hfwarmd's own
+        # rates off; the best of two, as a machine's other work only ever slows a run down.
+        unlimited = self.warm.config({"limits": {"api": {"rate": 1000, "burst": 1000},
+                                                 "resolvers": {"rate": 1000, "burst": 1000}}},
+                                     name="unlimited.json")
         with self.sim("--api-quota", "0", "--resolver-quota", "0") as sim:
             local = math.inf
             for name in ("cache-local-1", "cache-local-2"):
                 local_cache = os.path.join(self.tmp, name)
-                result, elapsed = self.timed(self.warm.command(sim, DEMO_MANIFEST, local_cache))
+                result, elapsed = self.timed(self.warm.command(sim, DEMO_MANIFEST, local_cache, "--config", unlimited))
                 equal(result.returncode, 0, "exit code of the unthrottled local run\n" + describe(result))
                 local = min(local, elapsed)
-        with self.sim() as sim, self.nginx(sim) as nginx:
+        # 55 resolver requests; hfwarmd spends 40 less its reserve of 4 a window: two windows.
+        with self.sim("--resolver-quota", "40", "--window", "5") as sim, self.nginx(sim) as nginx:
             runs = []
             for i in range(3):
                 cache = os.path.join(self.tmp, f"cache-{i}")
@@ -229,6 +236,35 @@ class Case:
         print(f"{size >> 20} MiB in {len(ranged)} ranges ({counts[0][2]:.2f} s), upstream CDN requests "
               f"{len(cdn)} ({', '.join(line['range'] for line in cdn)}); from the cache in "
               f"{len(fetched)} requests ({counts[1][2]:.2f} s)")
+
+    def test_recipe_verifies_tls(self):
+        """The recipe checks the certificates of the Hub and the CDN: an nginx that trusts only the
+        system's CAs refuses the simulator's certificate (502), and hfwarmd fails with no byte
+        written, instead of warming from a server it could not authenticate."""
+        generate(self.hubsim, "small-files", self.fixtures)
+        repo = "small/repo-00"
+        system_cas = "/etc/ssl/certs/ca-certificates.crt"
+        check(os.path.exists(system_cas), f"{system_cas} is missing (Debian's ca-certificates)")
+        with self.sim() as sim, self.nginx(sim) as trusting:
+            status, body = trusting.get(f"/api/models/{repo}/revision/main")
+            equal(status, 200, f"a listing through nginx trusting the simulator's CA ({body[:200]!r})")
+            with Nginx(DOCS, sim, self.folder("nginx-"), ca=system_cas) as nginx:
+                status, _ = nginx.get(f"/api/models/{repo}/revision/main")
+                cache = os.path.join(self.tmp, "cache")
+                # One attempt per request: the 502 is not one that retrying mends.
+                config = self.warm.config({"retry": {"max_attempts": 1}}, name="no-retry.json")
+                result = self.warm.run(None, self.warm.manifest(repo + "\n"), cache, "--endpoint", nginx.url,
+                                       "--config", config)
+                errors = nginx.errors()
+            upstream = [line for line in sim.log() if line["target"] != "/_hubsim/log-sync"]
+        equal(status, 502, "a listing through nginx trusting only the system's CAs")
+        check("certificate verify" in errors, f"nginx's error log does not say why it refused:\n{errors}")
+        check(result.returncode != 0, "hfwarmd succeeded through an nginx that could not verify the Hub\n"
+              + describe(result))
+        check(not os.path.isdir(os.path.join(cache, "models--small--repo-00", "blobs"))
+              or not os.listdir(os.path.join(cache, "models--small--repo-00", "blobs")),
+              "hfwarmd wrote blobs through an nginx that could not verify the Hub")
+        equal([line["status"] for line in upstream], [200], "requests the simulator answered (the trusted listing)")
 
     # ---- four daemons on one Redis ----
 

@@ -72,10 +72,10 @@ def adapt(recipe, port, hub, cdn, ca, folder):
 
 
 class Nginx:
-    """nginx with the docs' recipe in front of `sim`, on a free loopback port, for a `with`.
-    `cache_dir` is nginx's proxy cache: a new Nginx on the same folder keeps what was cached."""
+    """nginx with the docs' recipe in front of `sim`, on a free loopback port, for a `with`; it trusts
+    the simulator's CA, or `ca`."""
 
-    def __init__(self, docs, sim, folder):
+    def __init__(self, docs, sim, folder, ca=None):
         self.exe = shutil.which("nginx") or "/usr/sbin/nginx"
         check(os.path.exists(self.exe), "nginx is not installed (scripts/common.sh installs it)")
         self.folder = folder
@@ -83,7 +83,7 @@ class Nginx:
         self.url = f"http://127.0.0.1:{self.port}"
         self.access_log = os.path.join(folder, "access.log")
         self.error_log = os.path.join(folder, "error.log")
-        server = adapt(docs_recipe(docs), self.port, sim.hub, sim.cdn, sim.ca, folder)
+        server = adapt(docs_recipe(docs), self.port, sim.hub, sim.cdn, ca or sim.ca, folder)
         temp = os.path.join(folder, "temp")
         os.makedirs(temp, exist_ok=True)
         # As root, nginx would run its workers as nobody, who cannot write the case's folders.
@@ -102,6 +102,16 @@ http {{
 {server}}}
 """)
         self.process = None
+
+    def get(self, target):
+        """One GET through nginx; returns (status, body)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", target)
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
 
     def __enter__(self):
         command = [self.exe, "-p", self.folder, "-c", self.config, "-e", self.error_log]
@@ -140,14 +150,8 @@ http {{
         nginx writes a line right after a response's last write, in the same turn of its one worker's
         event loop, so once that worker has answered a later request every earlier line is there: the
         sync request is the simulator's `/_hubsim/log-sync`, through nginx."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request("GET", SYNC)
-            answer = connection.getresponse()
-            answer.read()
-            check(answer.status == 204, f"{SYNC} through nginx answered {answer.status}:\n{self.errors()}")
-        finally:
-            connection.close()
+        status, _ = self.get(SYNC)
+        check(status == 204, f"{SYNC} through nginx answered {status}:\n{self.errors()}")
         lines = []
         pattern = re.compile(r'(\S+) (\d+) (\S+) (\S+) "([^"]*)" "([^"]*)" (\d+) (\S+)$')
         with open(self.access_log) as f:
