@@ -310,7 +310,7 @@ class Case:
     def test_redis_covering_budget(self):
         """A budget that covers the work: four daemons on one Redis, four repos each, take no longer
         than 1.3 x one daemon doing all the work alone, which itself runs about as fast as without
-        limits (1.5 x). The work is large enough (816 files) that starting three more processes on a
+        limits (2 x). The work is large enough (816 files) that starting three more processes on a
         2-core machine is a small part of it."""
         generate(self.hubsim, "small-files", self.fixtures)
         repos = [f"small/repo-{i:02d}" for i in range(16)]
@@ -349,8 +349,10 @@ class Case:
         for _, output, _, mine in results:
             check("sharing the rate limits through redis" in output, f"{mine}: no word of the shared budget\n"
                   + output[-4000:])
-        check(one <= 1.5 * unlimited, f"one daemon with a budget of {quota} for {files} files took {one:.2f} s, "
-                                      f"more than 1.5 x the unthrottled run ({unlimited:.2f} s)")
+        # Paced at q/w instead, one daemon would take a minute here; 2 x leaves room for Redis's round
+        # trips and a loaded machine.
+        check(one <= 2 * unlimited, f"one daemon with a budget of {quota} for {files} files took {one:.2f} s, "
+                                    f"more than 2 x the unthrottled run ({unlimited:.2f} s)")
         check(four <= 1.3 * one, f"four daemons took {four:.2f} s, more than 1.3 x one daemon doing all the "
                                  f"work ({one:.2f} s)")
 
