@@ -8,7 +8,7 @@ HFWARM_BUILD=${HFWARM_BUILD:-$HFWARM_ROOT/build}
 # tests/package/deb_test.sh), then what the tests and the demo add.
 HFWARM_BUILD_PACKAGES=(meson ninja-build g++ pkg-config cmake libssl-dev libboost1.81-dev libboost-url1.81-dev
     nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev scdoc)
-HFWARM_PACKAGES=("${HFWARM_BUILD_PACKAGES[@]}" clang-format openssl ccache groff-base systemd redis-server)
+HFWARM_PACKAGES=("${HFWARM_BUILD_PACKAGES[@]}" clang-format openssl ccache groff-base systemd redis-server nginx)
 # Node.js may come from elsewhere (nodesource, nvm); take Debian's only when there is none.
 command -v node >/dev/null 2>&1 || HFWARM_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || HFWARM_PACKAGES+=(npm)
@@ -22,6 +22,18 @@ as_root() {
     else die "need root to run: $* (run as root or install sudo)"; fi
 }
 
+# Runs a command while Debian's maintainer scripts may not start services: nginx and redis-server
+# start their system service when installed, and the tests run their own instances instead. A
+# policy-rc.d that exits 101 refuses every start; one already in place (containers) is kept.
+without_service_starts() {
+    local policy=/usr/sbin/policy-rc.d status=0
+    [ -e "$policy" ] && { "$@"; return; }
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy" || return
+    "$@" || status=$?
+    as_root rm -f "$policy"
+    return $status
+}
+
 install_packages() {
     local missing=() p
     for p in "$@"; do
@@ -30,8 +42,9 @@ install_packages() {
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    if ! as_root apt-get install -y --no-install-recommends "${missing[@]}"; then
-        as_root apt-get update && as_root apt-get install -y --no-install-recommends "${missing[@]}" ||
+    if ! without_service_starts as_root apt-get install -y --no-install-recommends "${missing[@]}"; then
+        as_root apt-get update &&
+            without_service_starts as_root apt-get install -y --no-install-recommends "${missing[@]}" ||
             die "apt-get could not install: ${missing[*]}"
     fi
 }
