@@ -40,7 +40,7 @@ std::string shortCommit(const std::optional<std::string>& commit) {
 }
 
 std::string repoLabel(const manifest::Entry& entry) {
-    return entry.repo.display() + (entry.optional ? " (optional)" : "");
+    return entry.repo.display() + (entry.optional() ? " (optional)" : "");
 }
 
 // Prints the rows as an aligned table and the one-line verdict; returns the exit code.
@@ -88,7 +88,7 @@ int runOffline(const manifest::Manifest& manifest, const std::filesystem::path& 
         row.files = fmt::format("{}/{}", scan.filesPresent, scan.filesExpected);
         row.size = util::humanBytes(scan.bytesPresent);
         row.ok = scan.state == cache::EntryState::Ready;
-        row.optional = entry.optional;
+        row.optional = entry.optional();
         if (!scan.knownAbsent.empty())
             row.note = "absent on the Hub: " + scan.knownAbsent.front();
         else if (!scan.missingFiles.empty())
@@ -201,9 +201,9 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
         row.commit = shortCommit(p.commit);
         row.files = fmt::format("{}/{}", p.filesDone, p.filesTotal);
         row.size = util::humanBytes(p.bytesTotal);
-        row.note = p.error;
+        row.note = p.error.empty() && !p.notes.empty() ? p.notes.front() : p.error;
         row.ok = p.state == transfer::EntryState::Ready;
-        row.optional = p.entry.optional;
+        row.optional = p.entry.optional();
         rows.push_back(std::move(row));
     }
     const auto& counters = engine.counters();

@@ -411,7 +411,7 @@ class Service final : public server::Handler {
                 s.commit = scan.commit;
                 s.state = scan.state == cache::EntryState::Ready ? protocol::EntryState::Offline
                                                                  : protocol::EntryState::Failed;
-                s.optional = entry.optional;
+                s.optional = entry.optional();
                 s.filesDone = scan.filesPresent;
                 s.filesTotal = scan.filesExpected;
                 s.bytesDone = scan.bytesPresent;
@@ -430,7 +430,7 @@ class Service final : public server::Handler {
             s.revision = p.entry.repo.revision;
             s.commit = p.commit;
             s.state = protocolState(p.state, paused);
-            s.optional = p.entry.optional;
+            s.optional = p.entry.optional();
             s.filesDone = p.filesDone;
             s.filesTotal = p.filesTotal;
             s.bytesDone = p.bytesDone;
@@ -439,6 +439,7 @@ class Service final : public server::Handler {
             s.speed = scheduleOf(p.entry).speed;
             if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
             s.currentFiles = p.currentFiles;
+            s.notes = p.notes;
             out.push_back(std::move(s));
         }
         return out;

@@ -1,5 +1,7 @@
 #include "hfwarm/transfer/engine.hpp"
 
+#include "hfwarm/transfer/plan.hpp"
+
 #include "hfwarm/cache/lock.hpp"
 #include "hfwarm/cache/paths.hpp"
 #include "hfwarm/cache/tree.hpp"
@@ -1039,6 +1041,7 @@ struct Engine::Impl {
         const std::string name = hub::describe(entry.repo);
         run.progress.state = EntryState::Resolving;
         run.progress.error.clear();
+        run.progress.notes.clear();
 
         auto listing = co_await listWithRetries(entry.repo);
         if (!listing) {
@@ -1050,60 +1053,37 @@ struct Engine::Impl {
         run.progress.commit = commit;
         cache::RepoLayout layout(options.root, entry.repo);
 
-        std::vector<std::string> problems;
-        std::vector<std::string> absent;  // file: entries the listing does not have
-        std::vector<FileJob> jobs;
-        bool listingValid = true;
-        std::set<std::string_view> listed;
-        for (const auto& file : listing->files) {
-            listed.insert(file.path);
-            auto validPath = cache::validateRepoPath(file.path);
-            auto validEtag = cache::validateEtag(file.etag());
-            if (!validPath || !validEtag) listingValid = false;
-            if (!entry.selects(file.path)) continue;
-            if (!validPath) {
-                problems.push_back("refused a file name from the server: " + validPath.error().message);
-                continue;
-            }
-            if (!validEtag) {
-                problems.push_back("refused " + file.path + ": " + validEtag.error().message);
-                continue;
-            }
-            jobs.push_back({file.path, file.etag(), file.size, {}});
-        }
         if (auto prepared = cache::prepareRepo(layout); !prepared) {
             fail(run, prepared.error().message);
             co_return;
         }
-        for (const auto& wanted : entry.files) {
-            if (listed.count(wanted) != 0) continue;
-            if (auto marked = cache::markNoExist(layout, commit, wanted); !marked) {
-                problems.push_back(marked.error().message);
-                continue;
+        const Plan planned = plan(entry, *listing, [&](const std::string& etag, std::uint64_t size) {
+            auto blob = layout.blob(etag);
+            if (blob && blobPresent(*blob, size)) return size;
+            std::uint64_t partial = 0;
+            if (auto incomplete = layout.incompleteBlob(etag)) {
+                std::error_code ec;
+                auto bytes = std::filesystem::file_size(*incomplete, ec);
+                if (!ec) partial = bytes;
             }
-            absent.push_back(wanted + " does not exist in " + name + " at commit " + commit.substr(0, 12) +
-                             " (recorded in .no_exist); check the file name in the manifest");
-        }
+            return partial;
+        });
+        std::vector<std::string> problems = planned.refused;
+        for (const auto& file : planned.absent)
+            if (auto marked = cache::markNoExist(layout, commit, file.path); !marked)
+                problems.push_back(marked.error().message);
+        std::vector<FileJob> jobs;
+        jobs.reserve(planned.files.size());
+        for (const auto& file : planned.files) jobs.push_back({file.path, file.etag, file.size, {}});
 
         run.progress.filesTotal = jobs.size();
         run.progress.filesDone = 0;
-        run.progress.bytesTotal = 0;
+        run.progress.bytesTotal = planned.bytesTotal;
         run.progress.bytesDone = 0;
-        std::uint64_t needed = 0;
-        for (const auto& job : jobs) {
-            run.progress.bytesTotal += job.size;
-            auto blob = layout.blob(job.etag);
-            if (blob && blobPresent(*blob, job.size)) continue;
-            std::uint64_t partial = 0;
-            if (auto incomplete = layout.incompleteBlob(job.etag)) {
-                std::error_code ec;
-                auto size = std::filesystem::file_size(*incomplete, ec);
-                if (!ec) partial = std::min<std::uint64_t>(size, job.size);
-            }
-            needed += job.size - partial;
-        }
-        if (needed > 0) {
-            if (auto space = cache::checkFreeSpace(layout.blobsDir(), needed + options.minFreeSpace);
+        run.progress.notes = planned.notes(name, commit);
+        if (planned.bytesNeeded > 0) {
+            if (auto space =
+                    cache::checkFreeSpace(layout.blobsDir(), planned.bytesNeeded + options.minFreeSpace);
                 !space) {
                 fail(run, name + ": " + space.error().message);
                 log->warn("entry failed repo={} reason=\"{}\"", name, run.progress.error);
@@ -1149,7 +1129,7 @@ struct Engine::Impl {
 
         // The listing goes to trees/<commit>.json only when complete and clean: huggingface_hub
         // trusts that file to judge a snapshot complete.
-        if (listing->complete && listingValid) {
+        if (listing->complete && planned.listingValid) {
             std::vector<cache::TreeFile> tree;
             tree.reserve(listing->files.size());
             for (const auto& file : listing->files) {
@@ -1174,10 +1154,11 @@ struct Engine::Impl {
         }
         // A file: the Hub does not have fails the entry, but what exists is complete and the ref
         // lets readers find the .no_exist marker offline, as huggingface_hub does after a 404.
-        if (!absent.empty()) {
+        if (auto absent = planned.failures(name, commit); !absent.empty()) {
             failWith(absent);
             co_return;
         }
+        for (const auto& note : run.progress.notes) log->info("entry note repo={} note=\"{}\"", name, note);
         run.progress.state = EntryState::Ready;
         run.progress.lastChecked = std::chrono::system_clock::now();
         log->info("entry ready repo={} commit={} files={} size={}", name, commit, run.progress.filesTotal,
@@ -1195,11 +1176,8 @@ void Engine::setEntries(const std::vector<manifest::Entry>& entries) {
     std::vector<std::shared_ptr<Impl::Run>> next;
     next.reserve(entries.size());
     for (const auto& entry : entries) {
-        auto same = std::find_if(impl_->runs.begin(), impl_->runs.end(), [&](const auto& run) {
-            const auto& e = run->progress.entry;
-            return e.repo == entry.repo && e.files == entry.files && e.includes == entry.includes &&
-                   e.excludes == entry.excludes;
-        });
+        auto same = std::find_if(impl_->runs.begin(), impl_->runs.end(),
+                                 [&](const auto& run) { return run->progress.entry.sameSelections(entry); });
         if (same != impl_->runs.end()) {
             (*same)->progress.entry = entry;
             next.push_back(*same);

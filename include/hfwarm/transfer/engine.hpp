@@ -42,7 +42,8 @@ struct EntryProgress {
     std::uint64_t filesTotal = 0;
     std::uint64_t bytesDone = 0;
     std::uint64_t bytesTotal = 0;
-    std::string error;  // empty while nothing failed; the reason once the entry failed
+    std::string error;               // empty while nothing failed; the reason once the entry failed
+    std::vector<std::string> notes;  // what optional selections asked for and the Hub lacks
     std::optional<std::chrono::system_clock::time_point> lastChecked;
     std::vector<std::string> currentFiles;  // paths being downloaded now
 };
