@@ -34,6 +34,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 namespace hfwarm::daemon {
 
@@ -45,11 +46,6 @@ constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::seconds kFirstRetry{30};
 // Edits arrive as bursts of events (truncate, write, rename): reload once they settle.
 constexpr std::chrono::milliseconds kReloadDebounce{300};
-
-// The key of an entry across reloads: its normalized manifest line.
-std::string entryKey(const manifest::Entry& entry) {
-    return manifest::normalize(manifest::Manifest{{entry}});
-}
 
 protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
     switch (state) {
@@ -210,7 +206,7 @@ class Service final : public server::Handler {
     net::thread_pool pool_;
     std::mt19937_64 rng_;
     std::shared_ptr<spdlog::logger> log_;
-    std::map<std::string, Schedule> schedules_;
+    std::unordered_map<manifest::RepoRef, Schedule> schedules_;  // by entry key, kept across reloads
     std::vector<std::string> manifestErrors_;
     std::vector<std::string> notices_;
     bool stopping_ = false;
@@ -257,7 +253,7 @@ class Service final : public server::Handler {
 
     // --- Scheduling ------------------------------------------------------------------------------
 
-    Schedule& scheduleOf(const manifest::Entry& entry) { return schedules_[entryKey(entry)]; }
+    Schedule& scheduleOf(const manifest::RepoRef& key) { return schedules_[key]; }
 
     std::chrono::steady_clock::duration retryDelay(unsigned failures) {
         auto refresh = std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
@@ -267,24 +263,26 @@ class Service final : public server::Handler {
         return std::chrono::duration_cast<std::chrono::steady_clock::duration>(capped * jitter(rng_));
     }
 
-    net::awaitable<void> warmOne(std::size_t index) {
+    // The entry is named by its key, never by its place in the list: a reload while it warms
+    // may move, add or remove entries.
+    net::awaitable<void> warmOne(manifest::RepoRef key) {
         auto& engine = *stack_.engine;
-        co_await engine.warm(index);
-        auto progress = engine.progress();
-        if (index >= progress.size()) co_return;
-        const auto& p = progress[index];
-        auto& schedule = scheduleOf(p.entry);
-        if (p.state == transfer::EntryState::Ready) {
+        co_await engine.warm(key);
+        auto p = engine.progress(key);
+        auto found = schedules_.find(key);
+        if (!p || found == schedules_.end()) co_return;  // removed meanwhile
+        auto& schedule = found->second;
+        if (p->state == transfer::EntryState::Ready) {
             schedule.failures = 0;
             schedule.due =
                 Clock::now() + std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
         } else {
             schedule.failures += 1;
             schedule.due = Clock::now() + retryDelay(schedule.failures);
-            log_->info("will retry repo={} in_s={}", p.entry.repo.display(),
+            log_->info("will retry repo={} in_s={}", key.display(),
                        std::chrono::duration_cast<std::chrono::seconds>(schedule.due - Clock::now()).count());
         }
-        broadcastEntry(index);
+        broadcastEntry(*p);
         wake();
     }
 
@@ -296,15 +294,14 @@ class Service final : public server::Handler {
             auto next = Clock::time_point::max();
             if (!engine.paused()) {
                 auto progress = engine.progress();
-                for (std::size_t i = 0; i < progress.size(); ++i) {
-                    const auto& p = progress[i];
+                for (const auto& p : progress) {
                     bool busy = p.state == transfer::EntryState::Resolving ||
                                 p.state == transfer::EntryState::Downloading;
                     if (busy) continue;
-                    auto& schedule = scheduleOf(p.entry);
+                    auto& schedule = scheduleOf(p.entry.repo);
                     if (schedule.due <= now) {
                         schedule.due = Clock::time_point::max();  // warmOne sets the next check
-                        spawn("warm " + p.entry.repo.display(), warmOne(i));
+                        spawn("warm " + p.entry.repo.display(), warmOne(p.entry.repo));
                     } else {
                         next = std::min(next, schedule.due);
                     }
@@ -349,11 +346,29 @@ class Service final : public server::Handler {
             return false;
         }
         manifestErrors_.clear();
+        reconcileSchedules(manifest_, loaded.manifest);
         manifest_ = std::move(loaded.manifest);
         if (stack_.engine) stack_.engine->setEntries(manifest_.entries);
         log_->info("manifests reloaded reason=\"{}\" entries={}", why, manifest_.entries.size());
         wake();
         return true;
+    }
+
+    // Kept entries keep their schedule; an entry whose selections changed is due now (it is planned
+    // again); a removed entry's schedule goes; a new entry gets one when the scheduler first sees it.
+    void reconcileSchedules(const manifest::Manifest& before, const manifest::Manifest& after) {
+        std::unordered_map<manifest::RepoRef, const manifest::Entry*> old;
+        for (const auto& e : before.entries) old.emplace(e.repo, &e);
+        std::unordered_map<manifest::RepoRef, Schedule> kept;
+        for (const auto& e : after.entries) {
+            auto was = old.find(e.repo);
+            auto schedule = schedules_.find(e.repo);
+            if (was == old.end() || schedule == schedules_.end()) continue;
+            Schedule s = schedule->second;
+            if (!was->second->sameSelections(e) && s.due != Clock::time_point::max()) s.due = Clock::now();
+            kept.emplace(e.repo, s);
+        }
+        schedules_ = std::move(kept);
     }
 
     // Watches the folders of the manifest files, so that editors that save by writing a new file
@@ -422,27 +437,28 @@ class Service final : public server::Handler {
             }
             return out;
         }
-        bool paused = stack_.engine->paused();
-        for (const auto& p : stack_.engine->progress()) {
-            protocol::EntryStatus s;
-            s.repo = p.entry.repo.id;
-            s.type = std::string(manifest::typeName(p.entry.repo.type));
-            s.revision = p.entry.repo.revision;
-            s.commit = p.commit;
-            s.state = protocolState(p.state, paused);
-            s.optional = p.entry.optional();
-            s.filesDone = p.filesDone;
-            s.filesTotal = p.filesTotal;
-            s.bytesDone = p.bytesDone;
-            s.bytesTotal = p.bytesTotal;
-            if (!p.error.empty()) s.error = p.error;
-            s.speed = scheduleOf(p.entry).speed;
-            if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
-            s.currentFiles = p.currentFiles;
-            s.notes = p.notes;
-            out.push_back(std::move(s));
-        }
+        for (const auto& p : stack_.engine->progress()) out.push_back(entryStatus(p));
         return out;
+    }
+
+    protocol::EntryStatus entryStatus(const transfer::EntryProgress& p) {
+        protocol::EntryStatus s;
+        s.repo = p.entry.repo.id;
+        s.type = std::string(manifest::typeName(p.entry.repo.type));
+        s.revision = p.entry.repo.revision;
+        s.commit = p.commit;
+        s.state = protocolState(p.state, stack_.engine->paused());
+        s.optional = p.entry.optional();
+        s.filesDone = p.filesDone;
+        s.filesTotal = p.filesTotal;
+        s.bytesDone = p.bytesDone;
+        s.bytesTotal = p.bytesTotal;
+        if (!p.error.empty()) s.error = p.error;
+        s.speed = scheduleOf(p.entry.repo).speed;
+        if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
+        s.currentFiles = p.currentFiles;
+        s.notes = p.notes;
+        return s;
     }
 
     protocol::StatusResult statusResult(const std::optional<std::string>& repo) {
@@ -518,7 +534,7 @@ class Service final : public server::Handler {
         for (const auto& entry : manifest_.entries) {
             if (params.repo && entry.repo.display() != *params.repo && entry.repo.id != *params.repo)
                 continue;
-            scheduleOf(entry).due = Clock::now();
+            scheduleOf(entry.repo).due = Clock::now();
             ++count;
         }
         if (params.repo && count == 0)
@@ -650,10 +666,8 @@ class Service final : public server::Handler {
 
     // --- Progress ------------------------------------------------------------------------------
 
-    void broadcastEntry(std::size_t index) {
-        auto statuses = entryStatuses();
-        if (index < statuses.size())
-            server_->broadcast({std::string(protocol::notification::entry), json(statuses[index])});
+    void broadcastEntry(const transfer::EntryProgress& progress) {
+        server_->broadcast({std::string(protocol::notification::entry), json(entryStatus(progress))});
     }
 
     // Once a second: per-entry speed, a progress notification for subscribers, STATUS= for systemd.
@@ -667,7 +681,7 @@ class Service final : public server::Handler {
             double dt = std::chrono::duration<double>(now - lastTick_).count();
             lastTick_ = now;
             for (const auto& p : stack_.engine->progress()) {
-                auto& schedule = scheduleOf(p.entry);
+                auto& schedule = scheduleOf(p.entry.repo);
                 double delta = p.bytesDone >= schedule.lastBytes
                                    ? static_cast<double>(p.bytesDone - schedule.lastBytes)
                                    : 0;

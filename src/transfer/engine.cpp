@@ -34,6 +34,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <unordered_map>
 
 namespace hfwarm::transfer {
 
@@ -254,9 +255,13 @@ std::optional<std::uint64_t> contentRangeStart(std::string_view value) {
 }  // namespace
 
 struct Engine::Impl {
+    // One entry's progress, shared by every coroutine working on it: a reload that removes the
+    // entry leaves them holding a live object.
     struct Run {
         EntryProgress progress;
         bool running = false;
+        bool replan = false;   // the selections changed while it ran: plan and warm once more
+        bool removed = false;  // no longer in the manifests: take no new file, publish no ref
     };
 
     // One selected file of a listing, ready to fetch.
@@ -312,6 +317,8 @@ struct Engine::Impl {
         }
 
         net::awaitable<Result<void>> onData(const char* data, std::size_t size) override {
+            // A reload removed the entry: stop here, the bytes so far stay for a later resume.
+            if (run_.removed) co_return makeError(removedText(run_));
             if (span_.pos + size > span_.end) {
                 restart_ = true;
                 co_return makeError("the server sent more than the " + std::to_string(job_.size) +
@@ -381,7 +388,13 @@ struct Engine::Impl {
     net::thread_pool syncPool;
     std::mt19937_64 rng;
     std::shared_ptr<spdlog::logger> log;
-    std::vector<std::shared_ptr<Run>> runs;
+    std::vector<std::shared_ptr<Run>> runs;  // in manifest order
+    std::unordered_map<manifest::RepoRef, std::shared_ptr<Run>> byKey;
+
+    std::shared_ptr<Run> find(const manifest::RepoRef& key) const {
+        auto it = byKey.find(key);
+        return it == byKey.end() ? nullptr : it->second;
+    }
     Counters counters;
 
     Result<void> truncate(int fd, const FileJob& job) {
@@ -398,6 +411,11 @@ struct Engine::Impl {
     }
 
     std::chrono::milliseconds backoffDelay(unsigned attempt) { return options.backoff.delay(attempt, rng); }
+
+    static std::string removedText(const Run& run) {
+        return "stopped: " + run.progress.entry.repo.display() +
+               " is no longer in the manifests (partial files are kept for resume)";
+    }
 
     static void fail(Run& run, std::string message) {
         run.progress.state = EntryState::Failed;
@@ -477,6 +495,7 @@ struct Engine::Impl {
                 break;
             }
             if (span.rangeIgnored) co_return makeError(result.error().message);
+            if (run.removed) co_return makeError(removedText(run));
             std::string reason = result.error().message;
             bool retry = result.error().retryable();
             bool immediate = false;
@@ -999,7 +1018,7 @@ struct Engine::Impl {
     net::awaitable<void> fileWorker(std::shared_ptr<Run> runPtr, cache::RepoLayout layout, std::string commit,
                                     const std::vector<FileJob>* jobs, std::size_t* next,
                                     std::vector<std::string>* errors) {
-        while (*next < jobs->size()) {
+        while (*next < jobs->size() && !runPtr->removed) {
             const FileJob job = (*jobs)[(*next)++];
             co_await slots.acquire();
             auto result = co_await fetchFile(runPtr, layout, commit, job);
@@ -1028,6 +1047,7 @@ struct Engine::Impl {
         }
     }
 
+    // Warms one entry; again while its selections changed meanwhile, until it is removed.
     net::awaitable<void> warmRun(std::shared_ptr<Run> runPtr) {
         Run& run = *runPtr;
         if (run.running) co_return;
@@ -1036,7 +1056,14 @@ struct Engine::Impl {
             Run& run;
             ~Done() { run.running = false; }
         } done{run};
+        do {
+            run.replan = false;
+            co_await warmOnce(runPtr);
+        } while (run.replan && !run.removed);
+    }
 
+    net::awaitable<void> warmOnce(std::shared_ptr<Run> runPtr) {
+        Run& run = *runPtr;
         const manifest::Entry entry = run.progress.entry;
         const std::string name = hub::describe(entry.repo);
         run.progress.state = EntryState::Resolving;
@@ -1115,6 +1142,10 @@ struct Engine::Impl {
         }
         co_await group.wait();
 
+        if (run.removed) {
+            log->info("entry removed while warming repo={}; partial files are kept", name);
+            co_return;
+        }
         problems.insert(problems.end(), fileErrors.begin(), fileErrors.end());
         auto failWith = [&](const std::vector<std::string>& reasons) {
             std::string message = reasons.front();
@@ -1174,25 +1205,39 @@ Engine::~Engine() = default;
 
 void Engine::setEntries(const std::vector<manifest::Entry>& entries) {
     std::vector<std::shared_ptr<Impl::Run>> next;
+    std::unordered_map<manifest::RepoRef, std::shared_ptr<Impl::Run>> byKey;
     next.reserve(entries.size());
     for (const auto& entry : entries) {
-        auto same = std::find_if(impl_->runs.begin(), impl_->runs.end(),
-                                 [&](const auto& run) { return run->progress.entry.sameSelections(entry); });
-        if (same != impl_->runs.end()) {
-            (*same)->progress.entry = entry;
-            next.push_back(*same);
-        } else {
-            auto run = std::make_shared<Impl::Run>();
+        auto run = impl_->find(entry.repo);
+        if (!run) {
+            run = std::make_shared<Impl::Run>();
             run->progress.entry = entry;
-            next.push_back(std::move(run));
+        } else if (!run->progress.entry.sameSelections(entry)) {
+            run->progress.entry = entry;
+            if (run->running) run->replan = true;
+        } else {
+            // Same selections: keep everything, take the new lines' places for messages.
+            run->progress.entry = entry;
         }
+        byKey.emplace(entry.repo, run);
+        next.push_back(std::move(run));
     }
+    for (const auto& run : impl_->runs)
+        if (!byKey.contains(run->progress.entry.repo)) run->removed = true;
     impl_->runs = std::move(next);
+    impl_->byKey = std::move(byKey);
 }
 
-net::awaitable<void> Engine::warm(std::size_t index) {
-    if (index >= impl_->runs.size()) co_return;
-    co_await impl_->warmRun(impl_->runs[index]);
+net::awaitable<void> Engine::warm(manifest::RepoRef key) {
+    auto run = impl_->find(key);
+    if (!run) co_return;
+    co_await impl_->warmRun(run);
+}
+
+std::optional<EntryProgress> Engine::progress(const manifest::RepoRef& key) const {
+    auto run = impl_->find(key);
+    if (!run) return std::nullopt;
+    return run->progress;
 }
 
 net::awaitable<void> Engine::warmAll() {
