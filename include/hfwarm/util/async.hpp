@@ -1,0 +1,104 @@
+// Small async primitives for coroutines on one io_context thread: a gate that holds waiters while
+// closed, a FIFO counting semaphore, a wait group and a sleep. Each waiter sleeps on a timer that the
+// primitive cancels to wake it.
+#pragma once
+
+#include "hfwarm/util/aliases.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+
+namespace hfwarm::util {
+
+namespace detail {
+constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+}  // namespace detail
+
+// Holds waiters while closed: waiters sleep on one timer that open() cancels.
+class Gate {
+  public:
+    explicit Gate(net::any_io_executor executor) : timer_(executor, net::steady_timer::time_point::max()) {}
+    void close() { closed_ = true; }
+    void open() {
+        closed_ = false;
+        timer_.cancel();
+    }
+    bool closed() const { return closed_; }
+    net::awaitable<void> pass() {
+        while (closed_) {
+            timer_.expires_at(net::steady_timer::time_point::max());
+            co_await timer_.async_wait(detail::kTuple);
+        }
+    }
+
+  private:
+    net::steady_timer timer_;
+    bool closed_ = false;
+};
+
+// A counting semaphore for coroutines on one thread: waiters are woken in FIFO order by cancelling
+// their timer, and the slot passes straight to the woken waiter.
+class Slots {
+  public:
+    Slots(net::any_io_executor executor, std::size_t count) : executor_(std::move(executor)), free_(count) {}
+
+    net::awaitable<void> acquire() {
+        if (free_ > 0 && waiters_.empty()) {
+            --free_;
+            co_return;
+        }
+        auto timer = std::make_shared<net::steady_timer>(executor_, net::steady_timer::time_point::max());
+        waiters_.push_back(timer);
+        co_await timer->async_wait(detail::kTuple);
+    }
+
+    void release() {
+        if (waiters_.empty()) {
+            ++free_;
+            return;
+        }
+        auto next = waiters_.front();
+        waiters_.pop_front();
+        next->cancel();
+    }
+
+  private:
+    net::any_io_executor executor_;
+    std::size_t free_;
+    std::deque<std::shared_ptr<net::steady_timer>> waiters_;
+};
+
+// Waits for a set of spawned coroutines: add() before each spawn, done() when each ends.
+class WaitGroup {
+  public:
+    explicit WaitGroup(net::any_io_executor executor)
+        : timer_(executor, net::steady_timer::time_point::max()) {}
+    void add() { ++pending_; }
+    void done() {
+        if (--pending_ == 0) timer_.cancel();
+    }
+    net::awaitable<void> wait() {
+        while (pending_ > 0) co_await timer_.async_wait(detail::kTuple);
+    }
+
+  private:
+    net::steady_timer timer_;
+    std::size_t pending_ = 0;
+};
+
+// Sleeps for `duration` on the calling coroutine's executor.
+inline net::awaitable<void> sleepFor(std::chrono::milliseconds duration) {
+    net::steady_timer timer(co_await net::this_coro::executor, duration);
+    co_await timer.async_wait(detail::kTuple);
+}
+
+}  // namespace hfwarm::util
