@@ -8,6 +8,7 @@
 #include "hfwarm/daemon/app.hpp"
 #include "hfwarm/daemon/notify.hpp"
 #include "hfwarm/daemon/once.hpp"
+#include "hfwarm/daemon/scheduler.hpp"
 #include "hfwarm/daemon/stack.hpp"
 #include "hfwarm/protocol/messages.hpp"
 #include "hfwarm/server/activation.hpp"
@@ -42,8 +43,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-// First retry of a failed entry; doubled per failure up to the refresh interval.
-constexpr std::chrono::seconds kFirstRetry{30};
 // Edits arrive as bursts of events (truncate, write, rename): reload once they settle.
 constexpr std::chrono::milliseconds kReloadDebounce{300};
 
@@ -112,8 +111,8 @@ class Service final : public server::Handler {
                                                  : std::nullopt),
           wake_(ioc, net::steady_timer::time_point::max()),
           pool_(1),
-          rng_(std::random_device{}()),
-          log_(util::logger("daemon")) {}
+          log_(util::logger("daemon")),
+          scheduler_(std::chrono::seconds(static_cast<long long>(config_.refreshInterval))) {}
 
     ~Service() override { pool_.join(); }
 
@@ -187,13 +186,6 @@ class Service final : public server::Handler {
     }
 
   private:
-    struct Schedule {
-        Clock::time_point due = Clock::time_point::min();
-        unsigned failures = 0;
-        std::uint64_t lastBytes = 0;
-        double speed = 0;
-    };
-
     net::io_context& ioc_;
     config::Config config_;
     Reconfigure reconfigure_;
@@ -204,9 +196,8 @@ class Service final : public server::Handler {
     std::unique_ptr<server::Server> server_;
     net::steady_timer wake_;
     net::thread_pool pool_;
-    std::mt19937_64 rng_;
     std::shared_ptr<spdlog::logger> log_;
-    std::unordered_map<manifest::RepoRef, Schedule> schedules_;  // by entry key, kept across reloads
+    Scheduler scheduler_;  // by entry key, kept across reloads
     std::vector<std::string> manifestErrors_;
     std::vector<std::string> notices_;
     bool stopping_ = false;
@@ -253,35 +244,19 @@ class Service final : public server::Handler {
 
     // --- Scheduling ------------------------------------------------------------------------------
 
-    Schedule& scheduleOf(const manifest::RepoRef& key) { return schedules_[key]; }
-
-    std::chrono::steady_clock::duration retryDelay(unsigned failures) {
-        auto refresh = std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
-        auto delay = kFirstRetry * (1u << std::min(failures - 1, 10u));
-        auto capped = std::min<std::chrono::steady_clock::duration>(delay, refresh);
-        std::uniform_real_distribution<double> jitter(0.8, 1.2);
-        return std::chrono::duration_cast<std::chrono::steady_clock::duration>(capped * jitter(rng_));
-    }
-
     // The entry is named by its key, never by its place in the list: a reload while it warms
     // may move, add or remove entries.
     net::awaitable<void> warmOne(manifest::RepoRef key) {
         auto& engine = *stack_.engine;
         co_await engine.warm(key);
         auto p = engine.progress(key);
-        auto found = schedules_.find(key);
-        if (!p || found == schedules_.end()) co_return;  // removed meanwhile
-        auto& schedule = found->second;
-        if (p->state == transfer::EntryState::Ready) {
-            schedule.failures = 0;
-            schedule.due =
-                Clock::now() + std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
-        } else {
-            schedule.failures += 1;
-            schedule.due = Clock::now() + retryDelay(schedule.failures);
+        if (!p) co_return;  // removed meanwhile
+        const bool ready = p->state == transfer::EntryState::Ready;
+        const auto now = Clock::now();
+        const auto due = scheduler_.finished(key, ready, now);
+        if (!ready && due != Clock::time_point::max())
             log_->info("will retry repo={} in_s={}", key.display(),
-                       std::chrono::duration_cast<std::chrono::seconds>(schedule.due - Clock::now()).count());
-        }
+                       std::chrono::duration_cast<std::chrono::seconds>(due - now).count());
         broadcastEntry(*p);
         wake();
     }
@@ -293,19 +268,13 @@ class Service final : public server::Handler {
             auto now = Clock::now();
             auto next = Clock::time_point::max();
             if (!engine.paused()) {
-                auto progress = engine.progress();
-                for (const auto& p : progress) {
+                for (const auto& p : engine.progress()) {
                     bool busy = p.state == transfer::EntryState::Resolving ||
                                 p.state == transfer::EntryState::Downloading;
-                    if (busy) continue;
-                    auto& schedule = scheduleOf(p.entry.repo);
-                    if (schedule.due <= now) {
-                        schedule.due = Clock::time_point::max();  // warmOne sets the next check
+                    if (!busy && scheduler_.takeDue(p.entry.repo, now))
                         spawn("warm " + p.entry.repo.display(), warmOne(p.entry.repo));
-                    } else {
-                        next = std::min(next, schedule.due);
-                    }
                 }
+                next = scheduler_.nextDue();
             }
             wake_.expires_at(next);
             co_await wake_.async_wait(kTuple);
@@ -334,6 +303,7 @@ class Service final : public server::Handler {
             config_.limits = next.limits;
             config_.bandwidth = next.bandwidth;
             config_.refreshInterval = next.refreshInterval;
+            scheduler_.setRefresh(std::chrono::seconds(static_cast<long long>(config_.refreshInterval)));
             if (stack_.limiter) stack_.limiter->setLimits(limiterConfig(config_));
         }
         auto loaded = manifest::loadAll(config_.manifests);
@@ -346,29 +316,12 @@ class Service final : public server::Handler {
             return false;
         }
         manifestErrors_.clear();
-        reconcileSchedules(manifest_, loaded.manifest);
+        scheduler_.reconcile(manifest_, loaded.manifest, Clock::now());
         manifest_ = std::move(loaded.manifest);
         if (stack_.engine) stack_.engine->setEntries(manifest_.entries);
         log_->info("manifests reloaded reason=\"{}\" entries={}", why, manifest_.entries.size());
         wake();
         return true;
-    }
-
-    // Kept entries keep their schedule; an entry whose selections changed is due now (it is planned
-    // again); a removed entry's schedule goes; a new entry gets one when the scheduler first sees it.
-    void reconcileSchedules(const manifest::Manifest& before, const manifest::Manifest& after) {
-        std::unordered_map<manifest::RepoRef, const manifest::Entry*> old;
-        for (const auto& e : before.entries) old.emplace(e.repo, &e);
-        std::unordered_map<manifest::RepoRef, Schedule> kept;
-        for (const auto& e : after.entries) {
-            auto was = old.find(e.repo);
-            auto schedule = schedules_.find(e.repo);
-            if (was == old.end() || schedule == schedules_.end()) continue;
-            Schedule s = schedule->second;
-            if (!was->second->sameSelections(e) && s.due != Clock::time_point::max()) s.due = Clock::now();
-            kept.emplace(e.repo, s);
-        }
-        schedules_ = std::move(kept);
     }
 
     // Watches the folders of the manifest files, so that editors that save by writing a new file
@@ -454,7 +407,7 @@ class Service final : public server::Handler {
         s.bytesDone = p.bytesDone;
         s.bytesTotal = p.bytesTotal;
         if (!p.error.empty()) s.error = p.error;
-        s.speed = scheduleOf(p.entry.repo).speed;
+        s.speed = scheduler_.speed(p.entry.repo);
         if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
         s.currentFiles = p.currentFiles;
         s.notes = p.notes;
@@ -534,7 +487,7 @@ class Service final : public server::Handler {
         for (const auto& entry : manifest_.entries) {
             if (params.repo && entry.repo.display() != *params.repo && entry.repo.id != *params.repo)
                 continue;
-            scheduleOf(entry.repo).due = Clock::now();
+            scheduler_.dueNow(entry.repo, Clock::now());
             ++count;
         }
         if (params.repo && count == 0)
@@ -680,15 +633,8 @@ class Service final : public server::Handler {
             auto now = Clock::now();
             double dt = std::chrono::duration<double>(now - lastTick_).count();
             lastTick_ = now;
-            for (const auto& p : stack_.engine->progress()) {
-                auto& schedule = scheduleOf(p.entry.repo);
-                double delta = p.bytesDone >= schedule.lastBytes
-                                   ? static_cast<double>(p.bytesDone - schedule.lastBytes)
-                                   : 0;
-                schedule.speed = dt > 0 ? 0.5 * schedule.speed + 0.5 * delta / dt : 0;
-                if (schedule.speed < 1) schedule.speed = 0;
-                schedule.lastBytes = p.bytesDone;
-            }
+            for (const auto& p : stack_.engine->progress())
+                scheduler_.recordBytes(p.entry.repo, p.bytesDone, dt);
             auto result = statusResult(std::nullopt);
             if (server_->subscriberCount() > 0) {
                 for (const auto& s : result.entries)
