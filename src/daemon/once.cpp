@@ -2,6 +2,7 @@
 
 #include "hfwarm/cache/scan.hpp"
 #include "hfwarm/daemon/stack.hpp"
+#include "hfwarm/daemon/status_view.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
@@ -195,15 +196,17 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
     const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
     std::vector<Row> rows;
     for (const auto& p : engine.progress()) {
+        // The same view of an entry as the daemon's status.
+        const protocol::EntryStatus s = statusOf(p, false, 0);
         Row row;
-        row.repo = repoLabel(p.entry);
-        row.state = std::string(transfer::stateName(p.state));
-        row.commit = shortCommit(p.commit);
-        row.files = fmt::format("{}/{}", p.filesDone, p.filesTotal);
-        row.size = util::humanBytes(p.bytesTotal);
-        row.note = p.error.empty() && !p.notes.empty() ? p.notes.front() : p.error;
-        row.ok = p.state == transfer::EntryState::Ready;
-        row.optional = p.entry.optional();
+        row.repo = s.display() + (s.optional ? " (optional)" : "");
+        row.state = std::string(protocol::stateName(s.state));
+        row.commit = shortCommit(s.commit);
+        row.files = fmt::format("{}/{}", s.filesDone, s.filesTotal);
+        row.size = util::humanBytes(s.bytesTotal);
+        row.note = s.error ? *s.error : (s.notes.empty() ? std::string() : s.notes.front());
+        row.ok = s.state == protocol::EntryState::Ready;
+        row.optional = s.optional;
         rows.push_back(std::move(row));
     }
     const auto& counters = engine.counters();

@@ -6,10 +6,14 @@
 #include "hfwarm/cache/scan.hpp"
 #include "hfwarm/cache/write.hpp"
 #include "hfwarm/daemon/app.hpp"
+#include "hfwarm/daemon/maintenance.hpp"
+#include "hfwarm/daemon/manifest_watcher.hpp"
+#include "hfwarm/daemon/metrics.hpp"
 #include "hfwarm/daemon/notify.hpp"
 #include "hfwarm/daemon/once.hpp"
 #include "hfwarm/daemon/scheduler.hpp"
 #include "hfwarm/daemon/stack.hpp"
+#include "hfwarm/daemon/status_view.hpp"
 #include "hfwarm/protocol/messages.hpp"
 #include "hfwarm/server/activation.hpp"
 #include "hfwarm/server/server.hpp"
@@ -43,60 +47,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-// Edits arrive as bursts of events (truncate, write, rename): reload once they settle.
-constexpr std::chrono::milliseconds kReloadDebounce{300};
-
-protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
-    switch (state) {
-        case transfer::EntryState::Pending:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Pending;
-        case transfer::EntryState::Resolving:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Resolving;
-        case transfer::EntryState::Downloading:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Downloading;
-        case transfer::EntryState::Ready:
-            return protocol::EntryState::Ready;
-        case transfer::EntryState::Failed:
-            return protocol::EntryState::Failed;
-        case transfer::EntryState::Paused:
-            return protocol::EntryState::Paused;
-        case transfer::EntryState::Offline:
-            return protocol::EntryState::Offline;
-    }
-    return protocol::EntryState::Pending;
-}
-
-struct VerifyJob {
-    std::string repo;
-    std::filesystem::path snapshot;
-};
-
-// Hashes the blob behind every pointer of each snapshot. Runs on the pool: it reads whole files.
-net::awaitable<protocol::VerifyResult> verifySnapshots(std::vector<VerifyJob> jobs) {
-    protocol::VerifyResult out;
-    for (const auto& job : jobs) {
-        std::error_code ec;
-        for (auto it = std::filesystem::recursive_directory_iterator(job.snapshot, ec);
-             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-            if (!it->is_symlink()) continue;
-            auto relative = it->path().lexically_relative(job.snapshot).generic_string();
-            std::error_code linkError;
-            auto target = std::filesystem::read_symlink(it->path(), linkError);
-            if (linkError) {
-                out.problems.push_back({job.repo, relative, "cannot read the link: " + linkError.message()});
-                continue;
-            }
-            auto blob = (it->path().parent_path() / target).lexically_normal();
-            std::error_code sizeError;
-            auto size = std::filesystem::file_size(blob, sizeError);
-            out.filesChecked += 1;
-            if (!sizeError) out.bytesChecked += size;
-            if (auto checked = cache::verifyBlob(blob, blob.filename().string()); !checked)
-                out.problems.push_back({job.repo, relative, checked.error().message});
-        }
-    }
-    co_return out;
-}
 
 class Service final : public server::Handler {
   public:
@@ -159,7 +109,9 @@ class Service final : public server::Handler {
 
         spawn("scheduler", schedule());
         spawn("ticker", tick());
-        spawn("manifest watcher", watchManifests());
+        spawn("manifest watcher", watchManifests(
+                                      config_.manifests, [this] { reload("manifest file changed"); },
+                                      std::shared_ptr<const bool>(stoppingFlag_)));
 
         ioc_.run();
         return 0;
@@ -200,13 +152,13 @@ class Service final : public server::Handler {
     Scheduler scheduler_;  // by entry key, kept across reloads
     std::vector<std::string> manifestErrors_;
     std::vector<std::string> notices_;
-    bool stopping_ = false;
+    std::shared_ptr<bool> stoppingFlag_ = std::make_shared<bool>(false);  // shared with the watcher
     Clock::time_point lastTick_ = Clock::now();
 
     template <class Awaitable>
     void spawn(std::string what, Awaitable task) {
         net::co_spawn(ioc_, std::move(task), [this, what](std::exception_ptr e) {
-            if (!e || stopping_) return;
+            if (!e || *stoppingFlag_) return;
             try {
                 std::rethrow_exception(e);
             } catch (const std::exception& ex) {
@@ -230,8 +182,8 @@ class Service final : public server::Handler {
     }
 
     void shutdown(const std::string& why) {
-        if (stopping_) return;
-        stopping_ = true;
+        if (*stoppingFlag_) return;
+        *stoppingFlag_ = true;
         log_->info("stopping reason=\"{}\"; partial downloads are kept and resume on the next start", why);
         notifier_.send("STOPPING=1");
         server_->stop();
@@ -263,7 +215,7 @@ class Service final : public server::Handler {
 
     net::awaitable<void> schedule() {
         if (config_.offline) co_return;
-        while (!stopping_) {
+        while (!*stoppingFlag_) {
             auto& engine = *stack_.engine;
             auto now = Clock::now();
             auto next = Clock::time_point::max();
@@ -324,94 +276,16 @@ class Service final : public server::Handler {
         return true;
     }
 
-    // Watches the folders of the manifest files, so that editors that save by writing a new file
-    // and renaming it over the old one are seen too.
-    net::awaitable<void> watchManifests() {
-        int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (fd < 0) {
-            log_->warn("cannot watch the manifests (inotify: {}); reload with SIGHUP", std::strerror(errno));
-            co_return;
-        }
-        net::posix::stream_descriptor stream(ioc_, fd);
-        std::set<std::string> names;
-        for (const auto& file : config_.manifests) {
-            auto absolute = std::filesystem::absolute(file);
-            names.insert(absolute.filename().string());
-            auto dir = absolute.parent_path();
-            if (::inotify_add_watch(fd, dir.c_str(),
-                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM) < 0)
-                log_->warn("cannot watch folder={} reason=\"{}\"; reload with SIGHUP", dir.string(),
-                           std::strerror(errno));
-        }
-        std::vector<char> buffer(64 * 1024);
-        net::steady_timer debounce(ioc_);
-        bool pending = false;
-        while (!stopping_) {
-            auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
-            if (ec) co_return;
-            bool relevant = false;
-            for (std::size_t offset = 0; offset + sizeof(inotify_event) <= n;) {
-                auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + offset);
-                if (event->len > 0 && names.count(event->name) != 0) relevant = true;
-                offset += sizeof(inotify_event) + event->len;
-            }
-            if (!relevant || pending) continue;
-            pending = true;
-            debounce.expires_after(kReloadDebounce);
-            debounce.async_wait([this, &pending](const boost::system::error_code& error) {
-                pending = false;
-                if (!error && !stopping_) reload("manifest file changed");
-            });
-        }
-    }
-
     // --- Status --------------------------------------------------------------------------------
 
     std::vector<protocol::EntryStatus> entryStatuses() {
         std::vector<protocol::EntryStatus> out;
         if (config_.offline || !stack_.engine) {
-            for (const auto& entry : manifest_.entries) {
-                auto scan = cache::scanEntry(root_, entry);
-                protocol::EntryStatus s;
-                s.repo = entry.repo.id;
-                s.type = std::string(manifest::typeName(entry.repo.type));
-                s.revision = entry.repo.revision;
-                s.commit = scan.commit;
-                s.state = scan.state == cache::EntryState::Ready ? protocol::EntryState::Offline
-                                                                 : protocol::EntryState::Failed;
-                s.optional = entry.optional();
-                s.filesDone = scan.filesPresent;
-                s.filesTotal = scan.filesExpected;
-                s.bytesDone = scan.bytesPresent;
-                s.bytesTotal = scan.bytesExpected.value_or(scan.bytesPresent);
-                if (scan.state != cache::EntryState::Ready)
-                    s.error = "not in the cache and offline: " + std::string(cache::stateName(scan.state));
-                out.push_back(std::move(s));
-            }
+            for (const auto& entry : manifest_.entries) out.push_back(offlineStatusOf(entry, root_));
             return out;
         }
         for (const auto& p : stack_.engine->progress()) out.push_back(entryStatus(p));
         return out;
-    }
-
-    protocol::EntryStatus entryStatus(const transfer::EntryProgress& p) {
-        protocol::EntryStatus s;
-        s.repo = p.entry.repo.id;
-        s.type = std::string(manifest::typeName(p.entry.repo.type));
-        s.revision = p.entry.repo.revision;
-        s.commit = p.commit;
-        s.state = protocolState(p.state, stack_.engine->paused());
-        s.optional = p.entry.optional();
-        s.filesDone = p.filesDone;
-        s.filesTotal = p.filesTotal;
-        s.bytesDone = p.bytesDone;
-        s.bytesTotal = p.bytesTotal;
-        if (!p.error.empty()) s.error = p.error;
-        s.speed = scheduler_.speed(p.entry.repo);
-        if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
-        s.currentFiles = p.currentFiles;
-        s.notes = p.notes;
-        return s;
     }
 
     protocol::StatusResult statusResult(const std::optional<std::string>& repo) {
@@ -523,101 +397,29 @@ class Service final : public server::Handler {
 
     // Re-hashes every blob of every entry's snapshot on the pool thread.
     net::awaitable<protocol::Response> verify(protocol::Request request) {
-        std::vector<VerifyJob> jobs;
-        for (const auto& entry : manifest_.entries) {
-            auto scan = cache::scanEntry(root_, entry);
-            if (!scan.commit) continue;
-            jobs.push_back({entry.repo.display(), scan.repoDir / "snapshots" / *scan.commit});
-        }
+        auto jobs = verifyJobs(manifest_, root_);
         auto result = co_await net::co_spawn(pool_.get_executor(), verifySnapshots(std::move(jobs)),
                                              net::use_awaitable);
         co_return protocol::makeResult(request.id, json(result));
     }
 
-    // Leftovers of interrupted downloads nobody holds a lock on, and blobs no snapshot uses, in the
-    // repos of the manifests. Other repos of the cache belong to whoever put them there.
     protocol::Response prune(const protocol::Request& request) {
         protocol::PruneParams params;
         if (auto error = protocol::checkPruneParams(request.params, params))
             return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
-        protocol::PruneResult result;
-        result.applied = params.apply;
-        std::set<std::string> seen;
-        for (const auto& entry : manifest_.entries) {
-            auto scan = cache::scanEntry(root_, entry);
-            cache::RepoLayout layout(root_, entry.repo);
-            for (const auto& problem : scan.problems) {
-                std::string reason;
-                if (problem.kind == cache::ProblemKind::OrphanBlob)
-                    reason = "blob no snapshot uses";
-                else if (problem.kind == cache::ProblemKind::IncompleteLeftover)
-                    reason = "stale partial download";
-                else
-                    continue;
-                if (!seen.insert(problem.path.string()).second) continue;
-                if (problem.kind == cache::ProblemKind::IncompleteLeftover) {
-                    // A partial download in progress (here or in another process) holds its lock.
-                    auto name = problem.path.filename().string();
-                    auto etag = name.substr(0, name.find('.'));
-                    if (auto lockPath = layout.lockFile(etag)) {
-                        auto lock = cache::BlobLock::tryAcquire(*lockPath);
-                        if (!lock || !*lock) continue;
-                    }
-                }
-                std::error_code ec;
-                auto bytes = std::filesystem::file_size(problem.path, ec);
-                protocol::PruneItem item{problem.path.string(), ec ? 0 : bytes, reason};
-                if (params.apply && !std::filesystem::remove(problem.path, ec)) continue;
-                result.bytes += item.bytes;
-                result.items.push_back(std::move(item));
-            }
-        }
-        return protocol::makeResult(request.id, json(result));
+        return protocol::makeResult(request.id, json(daemon::prune(manifest_, root_, params.apply)));
     }
 
     protocol::Response metrics(const protocol::Request& request) {
-        std::string text;
-        auto add = [&](std::string_view name, std::string_view type, std::string_view help) {
-            text += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-        };
-        auto statuses = entryStatuses();
-        add("hfwarm_entries", "gauge", "Manifest entries by state.");
-        for (auto state :
-             {protocol::EntryState::Pending, protocol::EntryState::Resolving,
-              protocol::EntryState::Downloading, protocol::EntryState::Ready, protocol::EntryState::Failed,
-              protocol::EntryState::Paused, protocol::EntryState::Offline}) {
-            auto count = std::count_if(statuses.begin(), statuses.end(),
-                                       [&](const protocol::EntryStatus& s) { return s.state == state; });
-            text += fmt::format("hfwarm_entries{{state=\"{}\"}} {}\n", protocol::stateName(state), count);
-        }
-        if (stack_.engine) {
-            const auto& c = stack_.engine->counters();
-            add("hfwarm_bytes_fetched_total", "counter", "Body bytes received for blobs.");
-            text += fmt::format("hfwarm_bytes_fetched_total {}\n", c.bytesFetched);
-            add("hfwarm_files_downloaded_total", "counter", "Blobs downloaded, verified and published.");
-            text += fmt::format("hfwarm_files_downloaded_total {}\n", c.filesDownloaded);
-            add("hfwarm_files_reused_total", "counter", "Files whose blob was already in the cache.");
-            text += fmt::format("hfwarm_files_reused_total {}\n", c.filesReused);
-            add("hfwarm_hash_mismatches_total", "counter",
-                "Downloads whose bytes did not hash to their name.");
-            text += fmt::format("hfwarm_hash_mismatches_total {}\n", c.hashMismatches);
-            add("hfwarm_retries_total", "counter", "Requests tried again after an error or a 429.");
-            text += fmt::format("hfwarm_retries_total {}\n", c.retries);
-            auto latency = stack_.engine->latency();
-            add("hfwarm_request_duration_seconds", "histogram",
-                "Time from a request being sent to its response headers.");
-            for (std::size_t i = 0; i < latency.bounds.size(); ++i)
-                text += fmt::format("hfwarm_request_duration_seconds_bucket{{le=\"{}\"}} {}\n",
-                                    latency.bounds[i], latency.counts[i]);
-            text += fmt::format("hfwarm_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", latency.total);
-            text += fmt::format("hfwarm_request_duration_seconds_sum {}\n", latency.sum);
-            text += fmt::format("hfwarm_request_duration_seconds_count {}\n", latency.total);
-        }
-        if (stack_.limiter) text += ratelimit::toPrometheus(stack_.limiter->snapshot());
+        auto text = metricsText(entryStatuses(), stack_.engine.get(), stack_.limiter.get());
         return protocol::makeResult(request.id, json(protocol::MetricsResult{text}));
     }
 
     // --- Progress ------------------------------------------------------------------------------
+
+    protocol::EntryStatus entryStatus(const transfer::EntryProgress& p) {
+        return statusOf(p, stack_.engine->paused(), scheduler_.speed(p.entry.repo));
+    }
 
     void broadcastEntry(const transfer::EntryProgress& progress) {
         server_->broadcast({std::string(protocol::notification::entry), json(entryStatus(progress))});
@@ -626,7 +428,7 @@ class Service final : public server::Handler {
     // Once a second: per-entry speed, a progress notification for subscribers, STATUS= for systemd.
     net::awaitable<void> tick() {
         net::steady_timer timer(ioc_);
-        while (!stopping_) {
+        while (!*stoppingFlag_) {
             timer.expires_after(std::chrono::seconds(1));
             co_await timer.async_wait(kTuple);
             if (!stack_.engine) continue;
