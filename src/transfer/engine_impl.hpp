@@ -83,8 +83,24 @@ struct Engine::Impl {
         std::uint64_t end = 0;
         std::uint64_t pos = 0;
         std::shared_ptr<util::Hasher> hasher;  // whole-file transfers only
-        bool rangeIgnored = false;             // a segment got 200 or another range: fall back
         bool claimed = false;                  // a connection of a parallel download fetches it
+    };
+
+    // How one range fetch ended. transferSpan retries LinkExpired, RateLimited and Retryable
+    // itself, within their budgets, and returns Done, RangeIgnored (a segment whose server does not
+    // honour Range: fall back to one stream), Permanent or WriteFailed.
+    enum class SpanOutcome {
+        Done,
+        RangeIgnored,
+        LinkExpired,
+        RateLimited,
+        Retryable,
+        Permanent,
+        WriteFailed
+    };
+    struct SpanResult {
+        SpanOutcome outcome = SpanOutcome::Done;
+        std::string message;  // what went wrong, for a person; empty when Done
     };
 
     // Receives the body of one resolver GET into the .incomplete file (span_fetch.cpp).
@@ -130,15 +146,9 @@ struct Engine::Impl {
     Result<void> finishFile(Run& run, const cache::RepoLayout& layout, const std::string& commit,
                             const FileJob& job);
 
-    // Fetches span.pos..span.end of `job` into `fd` with resolver GETs (following the redirect to the
-    // CDN), resuming with Range after every interruption: backoff on network errors, timeouts and
-    // 5xx; at once after an expired signed URL (403 from the CDN: resolve again, keep the bytes);
-    // waits out 429s with the limiter. A segment whose server ignores Range returns with
-    // span.rangeIgnored set. `directUrl`, when given, keeps the URL the resolver redirected to (a
-    // signed CDN URL): later requests go there without spending a resolver request, until it
-    // expires (403) and the file is resolved again.
-    net::awaitable<Result<void>> transferSpan(Run& run, const FileJob& job, const std::string& url, int fd,
-                                              Span& span, std::string* directUrl = nullptr);
+    // Fetches span.pos..span.end of `job` into `fd`, resuming after interruptions (span_fetch.cpp).
+    net::awaitable<SpanResult> transferSpan(Run& run, const FileJob& job, const std::string& url, int fd,
+                                            Span& span, std::string* directUrl = nullptr);
 
     // Where the progress of a parallel download is kept: next to the blob's lock, out of blobs/,
     // where huggingface_hub's scanner and `hf cache prune` do not look.

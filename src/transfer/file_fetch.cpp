@@ -194,7 +194,7 @@ net::awaitable<Result<void>> Engine::Impl::fetchFile(std::shared_ptr<Run> runPtr
         run.progress.bytesDone += span.pos;
 
         auto transferred = co_await transferSpan(run, job, url, fd, span);
-        if (!transferred) co_return transferred;
+        if (transferred.outcome != SpanOutcome::Done) co_return makeError(transferred.message);
         // Every byte is on disk: publish only what hashes to the blob's name.
         std::string digest = span.hasher->finishHex();
         if (span.pos == job.size && digest == job.etag) break;

@@ -148,11 +148,10 @@ net::awaitable<void> Engine::Impl::pieceWorker(Run& run, const FileJob& job, con
         Span* span = pieces->claim();
         if (span == nullptr) break;
         auto result = co_await transferSpan(run, job, url, fd, *span, &pieces->directUrl);
-        if (span->rangeIgnored) {
+        if (result.outcome == SpanOutcome::RangeIgnored)
             pieces->unsupported = true;
-        } else if (!result) {
-            pieces->errors.push_back(result.error().message);
-        }
+        else if (result.outcome != SpanOutcome::Done)
+            pieces->errors.push_back(result.message);
         span->claimed = false;
     }
 }

@@ -47,7 +47,7 @@ class Engine::Impl::BlobSink final : public http::Sink {
         if (response.status == 206) {
             auto start = contentRangeStart(response.headers.get("Content-Range").value_or(""));
             if (!start || *start != span_.pos) {
-                restart_ = true;
+                verdict_ = SpanOutcome::RangeIgnored;
                 return makeError("the server answered a range request with another range");
             }
             return {};
@@ -55,7 +55,7 @@ class Engine::Impl::BlobSink final : public http::Sink {
         if (response.status == 200) {
             if (span_.pos == 0) return {};
             if (!span_.hasher) {
-                span_.rangeIgnored = true;
+                verdict_ = SpanOutcome::RangeIgnored;
                 return makeError("the server ignores range requests");
             }
             // Range ignored: the body starts at byte 0.
@@ -69,14 +69,17 @@ class Engine::Impl::BlobSink final : public http::Sink {
 
     net::awaitable<Result<void>> onData(const char* data, std::size_t size) override {
         // A reload removed the entry: stop here, the bytes so far stay for a later resume.
-        if (run_.removed) co_return makeError(removedText(run_));
+        if (run_.removed) {
+            verdict_ = SpanOutcome::Permanent;
+            co_return makeError(removedText(run_));
+        }
         if (span_.pos + size > span_.end) {
-            restart_ = true;
+            verdict_ = SpanOutcome::RangeIgnored;
             co_return makeError("the server sent more than the " + std::to_string(job_.size) +
                                 " bytes the listing announced for " + job_.path);
         }
         if (const int error = writeAt(fd_, data, size, span_.pos); error != 0) {
-            writeError_ = true;
+            verdict_ = SpanOutcome::WriteFailed;
             const std::uint64_t missing = job_.size - span_.pos;
             co_return makeError("cannot write " + job_.incomplete.string() + " (" + errnoText(error) +
                                 "): " + std::to_string(missing) + " more bytes (" +
@@ -92,8 +95,9 @@ class Engine::Impl::BlobSink final : public http::Sink {
 
     const std::optional<http::Response>& response() const { return response_; }
     unsigned httpStatus() const { return httpStatus_; }
-    bool restart() const { return restart_; }
-    bool writeError() const { return writeError_; }
+    // Set when the sink itself stopped the body: the range was not honoured, a write failed, or
+    // the entry was removed.
+    std::optional<SpanOutcome> verdict() const { return verdict_; }
 
   private:
     Impl& impl_;
@@ -103,8 +107,7 @@ class Engine::Impl::BlobSink final : public http::Sink {
     Span& span_;
     std::optional<http::Response> response_;
     unsigned httpStatus_ = 0;
-    bool restart_ = false;
-    bool writeError_ = false;
+    std::optional<SpanOutcome> verdict_;
 };
 
 Result<void> Engine::Impl::truncate(int fd, const FileJob& job) {
@@ -128,12 +131,12 @@ std::string Engine::Impl::removedText(const Run& run) {
 // Fetches span.pos..span.end of `job` into `fd` with resolver GETs (following the redirect to the
 // CDN), resuming with Range after every interruption: backoff on network errors, timeouts and
 // 5xx; at once after an expired signed URL (403 from the CDN: resolve again, keep the bytes);
-// waits out 429s with the limiter. A segment whose server ignores Range returns with
-// span.rangeIgnored set. `directUrl`, when given, keeps the URL the resolver redirected to (a
-// signed CDN URL): later requests go there without spending a resolver request, until it
+// waits out 429s with the limiter. `directUrl`, when given, keeps the URL the resolver redirected
+// to (a signed CDN URL): later requests go there without spending a resolver request, until it
 // expires (403) and the file is resolved again.
-net::awaitable<Result<void>> Engine::Impl::transferSpan(Run& run, const FileJob& job, const std::string& url,
-                                                        int fd, Span& span, std::string* directUrl) {
+net::awaitable<Engine::Impl::SpanResult> Engine::Impl::transferSpan(Run& run, const FileJob& job,
+                                                                    const std::string& url, int fd,
+                                                                    Span& span, std::string* directUrl) {
     const auto& repo = run.progress.entry.repo;
     unsigned attempts = 0;
     unsigned limited = 0;
@@ -161,62 +164,70 @@ net::awaitable<Result<void>> Engine::Impl::transferSpan(Run& run, const FileJob&
             }
             break;
         }
-        if (span.rangeIgnored) co_return makeError(result.error().message);
-        if (run.removed) co_return makeError(removedText(run));
-        std::string reason = result.error().message;
-        bool retry = result.error().retryable();
-        bool immediate = false;
-        if (sink.httpStatus() != 0 && sink.response()) {
+
+        // What this attempt came to.
+        SpanResult attempt{result.error().retryable() ? SpanOutcome::Retryable : SpanOutcome::Permanent,
+                           result.error().message};
+        if (run.removed) {
+            attempt = {SpanOutcome::Permanent, removedText(run)};
+        } else if (auto verdict = sink.verdict()) {
+            attempt.outcome = *verdict;
+        } else if (sink.httpStatus() != 0 && sink.response()) {
             const auto& response = *sink.response();
             if (response.status == 403 && (response.crossedHost || direct)) {
-                reason = "the download link expired";
-                retry = immediate = true;
-                if (directUrl != nullptr) directUrl->clear();
+                attempt = {SpanOutcome::LinkExpired, "the download link expired"};
             } else if (response.status == 416) {
-                if (!span.hasher) {
-                    span.rangeIgnored = true;
-                    co_return makeError("the server refused a range of " + job.path);
-                }
-                reason = "the server refused the range";
-                if (auto reset = truncate(fd, job); !reset) co_return reset;
-                rewind(run, job, span);
-                retry = true;
+                attempt = {SpanOutcome::RangeIgnored, "the server refused a range of " + job.path};
             } else {
                 auto error = hub::errorFromResponse(response, repo, job.path, options.tokenConfigured,
                                                     std::chrono::system_clock::now());
-                if (error.kind == hub::ErrorKind::RateLimited) {
-                    // The limiter has paused the class for every worker; wait our turn.
-                    if (++limited > options.rateLimitedAttempts) co_return makeError(error.message);
-                    counters.retries += 1;
-                    continue;
-                }
-                reason = error.message;
-                retry = error.retryable();
+                attempt.message = error.message;
+                if (error.kind == hub::ErrorKind::RateLimited)
+                    attempt.outcome = SpanOutcome::RateLimited;
+                else
+                    attempt.outcome = error.retryable() ? SpanOutcome::Retryable : SpanOutcome::Permanent;
             }
-        } else if (sink.restart()) {
-            if (!span.hasher) {
-                span.rangeIgnored = true;
-                co_return makeError(result.error().message);
-            }
-            if (auto reset = truncate(fd, job); !reset) co_return reset;
-            rewind(run, job, span);
-            retry = true;
-        } else if (sink.writeError()) {
-            co_return makeError(result.error().message);
+        }
+
+        // What to do about it.
+        switch (attempt.outcome) {
+            case SpanOutcome::Done:
+            case SpanOutcome::Retryable:
+                break;
+            case SpanOutcome::Permanent:
+            case SpanOutcome::WriteFailed:
+                co_return attempt;
+            case SpanOutcome::RangeIgnored:
+                // A segment falls back to one stream; a whole file starts over from byte 0.
+                if (!span.hasher) co_return attempt;
+                if (auto reset = truncate(fd, job); !reset)
+                    co_return SpanResult{SpanOutcome::WriteFailed, reset.error().message};
+                rewind(run, job, span);
+                break;
+            case SpanOutcome::LinkExpired:
+                if (directUrl != nullptr) directUrl->clear();
+                break;
+            case SpanOutcome::RateLimited:
+                // The limiter has paused the class for every worker; wait our turn.
+                if (++limited > options.rateLimitedAttempts)
+                    co_return SpanResult{SpanOutcome::Permanent, attempt.message};
+                counters.retries += 1;
+                continue;
         }
         if (span.pos > startedAt) attempts = 0;
-        if (!retry || !options.backoff.allows(attempts + 1)) {
-            if (attempts > 0) reason += " (after " + std::to_string(attempts + 1) + " attempts)";
-            co_return makeError(reason);
+        if (!options.backoff.allows(attempts + 1)) {
+            if (attempts > 0) attempt.message += " (after " + std::to_string(attempts + 1) + " attempts)";
+            co_return SpanResult{SpanOutcome::Permanent, attempt.message};
         }
         counters.retries += 1;
-        auto delay = immediate ? std::chrono::milliseconds{0} : backoffDelay(attempts);
+        auto delay = attempt.outcome == SpanOutcome::LinkExpired ? std::chrono::milliseconds{0}
+                                                                 : backoffDelay(attempts);
         ++attempts;
-        log->info("retrying path={} at={} reason=\"{}\" delay_ms={}", job.path, span.pos, reason,
+        log->info("retrying path={} at={} reason=\"{}\" delay_ms={}", job.path, span.pos, attempt.message,
                   delay.count());
         if (delay.count() > 0) co_await sleepFor(delay);
     }
-    co_return Result<void>{};
+    co_return SpanResult{};
 }
 
 }  // namespace hfwarm::transfer
