@@ -175,20 +175,14 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
                     std::fflush(stderr);
                 }
             },
-            [](std::exception_ptr) {});
+            util::logFailure(log, "progress line"));
     }
 
     net::co_spawn(ioc, engine.warmAll(), [&](std::exception_ptr e) {
         finished = true;
         ticker.cancel();
         signals.cancel();
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                log->error("warm-up stopped reason=\"{}\"", ex.what());
-            }
-        }
+        if (e) log->error("warm-up stopped reason=\"{}\"", util::exceptionText(e));
     });
     ioc.run();
     if (terminal) std::fprintf(stderr, "\r\033[K");

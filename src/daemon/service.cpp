@@ -157,14 +157,11 @@ class Service final : public server::Handler {
 
     template <class Awaitable>
     void spawn(std::string what, Awaitable task) {
-        net::co_spawn(ioc_, std::move(task), [this, what](std::exception_ptr e) {
-            if (!e || *stoppingFlag_) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                log_->error("task stopped task=\"{}\" reason=\"{}\"", what, ex.what());
-            }
-        });
+        // During shutdown tasks end with errors on purpose: only failures before it are logged.
+        net::co_spawn(ioc_, std::move(task),
+                      [this, log = util::logFailure(log_, what)](std::exception_ptr e) {
+                          if (!*stoppingFlag_) log(e);
+                      });
     }
 
     void waitForStop(net::signal_set& signals) {

@@ -182,17 +182,7 @@ net::awaitable<void> Engine::Impl::warmOnce(std::shared_ptr<Run> runPtr) {
     for (std::size_t w = 0; w < workers; ++w) {
         group.add();
         net::co_spawn(executor, fileWorker(runPtr, layout, commit, &jobs, &next, &fileErrors),
-                      [this, &group, name](std::exception_ptr e) {
-                          if (e) {
-                              try {
-                                  std::rethrow_exception(e);
-                              } catch (const std::exception& ex) {
-                                  log->error("download worker stopped repo={} reason=\"{}\"", name,
-                                             ex.what());
-                              }
-                          }
-                          group.done();
-                      });
+                      util::logFailure(log, "download worker repo=" + name, [&group] { group.done(); }));
     }
     co_await group.wait();
 
@@ -297,13 +287,10 @@ net::awaitable<void> Engine::warmAll() {
         group.add();
         net::co_spawn(impl_->executor, impl_->warmRun(run), [this, &group, run](std::exception_ptr e) {
             if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    Impl::fail(*run, std::string("internal error: ") + ex.what());
-                    impl_->log->error("entry stopped repo={} reason=\"{}\"",
-                                      hub::describe(run->progress.entry.repo), ex.what());
-                }
+                const std::string reason = util::exceptionText(e);
+                Impl::fail(*run, "internal error: " + reason);
+                impl_->log->error("entry stopped repo={} reason=\"{}\"",
+                                  hub::describe(run->progress.entry.repo), reason);
             }
             group.done();
         });

@@ -1,5 +1,6 @@
 #include "engine_impl.hpp"
 
+#include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <nlohmann/json.hpp>
@@ -268,7 +269,7 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     if (first < workers) {
         group.add();
         net::co_spawn(executor, tuneWorkers(run, job, url, fd, &pieces, &group, first, workers),
-                      [&group](std::exception_ptr) { group.done(); });
+                      util::logFailure(log, "connection tuner path=" + job.path, [&group] { group.done(); }));
     }
     group.add();
     net::co_spawn(

@@ -1,7 +1,13 @@
 #include "hfwarm/util/hash.hpp"
+#include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <doctest/doctest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <sstream>
+#include <stdexcept>
 
 using namespace hfwarm::util;
 
@@ -34,4 +40,20 @@ TEST_CASE("human byte sizes use binary units") {
     CHECK(humanBytes(1023) == "1023 B");
     CHECK(humanBytes(1536) == "1.5 KiB");
     CHECK(humanBytes(3ull * 1024 * 1024 * 1024) == "3.0 GiB");
+}
+
+TEST_CASE(
+    "a spawned task's failure is logged with the task's name and the reason, then the handler goes on") {
+    std::ostringstream out;
+    auto log =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+    int after = 0;
+    auto handler = logFailure(log, "download worker repo=gpt2", [&] { ++after; });
+    handler(nullptr);
+    CHECK(out.str().empty());
+    handler(std::make_exception_ptr(std::runtime_error("disk on fire")));
+    CHECK(out.str().find("task stopped task=\"download worker repo=gpt2\" reason=\"disk on fire\"") !=
+          std::string::npos);
+    CHECK(after == 2);
+    CHECK(exceptionText(std::make_exception_ptr(42)) == "unknown exception");
 }
