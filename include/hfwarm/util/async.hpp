@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -51,14 +52,20 @@ class Slots {
   public:
     Slots(net::any_io_executor executor, std::size_t count) : executor_(std::move(executor)), free_(count) {}
 
+    // Takes a slot, waiting in FIFO order. A waiter cancelled while it waits (a lost race, a
+    // stopped task) leaves the queue and throws operation_aborted: it took no slot, and the next
+    // release() goes to the next waiter instead of being lost.
     net::awaitable<void> acquire() {
         if (free_ > 0 && waiters_.empty()) {
             --free_;
             co_return;
         }
-        auto timer = std::make_shared<net::steady_timer>(executor_, net::steady_timer::time_point::max());
-        waiters_.push_back(timer);
-        co_await timer->async_wait(detail::kTuple);
+        auto waiter = std::make_shared<Waiter>(executor_);
+        waiters_.push_back(waiter);
+        co_await waiter->timer.async_wait(detail::kTuple);
+        if (waiter->granted) co_return;
+        std::erase(waiters_, waiter);
+        throw boost::system::system_error(net::error::operation_aborted, "waiting for a slot was cancelled");
     }
 
     void release() {
@@ -68,13 +75,21 @@ class Slots {
         }
         auto next = waiters_.front();
         waiters_.pop_front();
-        next->cancel();
+        next->granted = true;  // the slot passes straight to it
+        next->timer.cancel();
     }
 
   private:
+    struct Waiter {
+        explicit Waiter(net::any_io_executor executor)
+            : timer(executor, net::steady_timer::time_point::max()) {}
+        net::steady_timer timer;
+        bool granted = false;
+    };
+
     net::any_io_executor executor_;
     std::size_t free_;
-    std::deque<std::shared_ptr<net::steady_timer>> waiters_;
+    std::deque<std::shared_ptr<Waiter>> waiters_;
 };
 
 // Waits for a set of spawned coroutines: add() before each spawn, done() when each ends.
