@@ -242,7 +242,7 @@ EntryScan scanEntry(const fs::path& root, const manifest::Entry& entry) {
     const std::string& revision = entry.repo.revision;
 
     std::vector<std::string> wanted;  // file: entries that the selection keeps
-    for (const std::string& file : entry.files)
+    for (const std::string& file : entry.namedFiles())
         if (entry.selects(file)) wanted.push_back(file);
 
     std::error_code ec;
@@ -260,7 +260,7 @@ EntryScan scanEntry(const fs::path& root, const manifest::Entry& entry) {
     }
     if (!fs::is_directory(layout.repoDir(), ec)) {
         scan.expectedFrom =
-            wanted.empty() || !entry.includes.empty() ? ExpectedSource::Snapshot : ExpectedSource::FileList;
+            wanted.empty() || !entry.onlyNamedFiles() ? ExpectedSource::Snapshot : ExpectedSource::FileList;
         scan.filesExpected = wanted.size();
         scan.missingFiles = wanted;
         std::sort(scan.missingFiles.begin(), scan.missingFiles.end());
@@ -350,7 +350,7 @@ EntryScan scanEntry(const fs::path& root, const manifest::Entry& entry) {
         for (const std::string& file : wanted)
             if (!listed.contains(file)) expected.push_back(file);
         scan.bytesExpected = bytes;
-    } else if (!wanted.empty() && entry.includes.empty()) {
+    } else if (!wanted.empty() && entry.onlyNamedFiles()) {
         scan.expectedFrom = ExpectedSource::FileList;
         expected = wanted;
     } else {

@@ -436,6 +436,8 @@ std::string formatStatus(const protocol::StatusResult& status, std::chrono::syst
     text += '\n';
     for (const auto& error : status.manifestErrors) text += "manifest error: " + error + '\n';
     for (const auto& notice : status.notices) text += "note: " + notice + '\n';
+    for (const auto& entry : status.entries)
+        for (const auto& note : entry.notes) text += "note: " + entry.display() + ": " + note + '\n';
     return text;
 }
 

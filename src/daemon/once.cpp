@@ -2,6 +2,7 @@
 
 #include "hfwarm/cache/scan.hpp"
 #include "hfwarm/daemon/stack.hpp"
+#include "hfwarm/daemon/status_view.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
@@ -40,7 +41,7 @@ std::string shortCommit(const std::optional<std::string>& commit) {
 }
 
 std::string repoLabel(const manifest::Entry& entry) {
-    return entry.repo.display() + (entry.optional ? " (optional)" : "");
+    return entry.repo.display() + (entry.optional() ? " (optional)" : "");
 }
 
 // Prints the rows as an aligned table and the one-line verdict; returns the exit code.
@@ -88,7 +89,7 @@ int runOffline(const manifest::Manifest& manifest, const std::filesystem::path& 
         row.files = fmt::format("{}/{}", scan.filesPresent, scan.filesExpected);
         row.size = util::humanBytes(scan.bytesPresent);
         row.ok = scan.state == cache::EntryState::Ready;
-        row.optional = entry.optional;
+        row.optional = entry.optional();
         if (!scan.knownAbsent.empty())
             row.note = "absent on the Hub: " + scan.knownAbsent.front();
         else if (!scan.missingFiles.empty())
@@ -174,20 +175,14 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
                     std::fflush(stderr);
                 }
             },
-            [](std::exception_ptr) {});
+            util::logFailure(log, "progress line"));
     }
 
     net::co_spawn(ioc, engine.warmAll(), [&](std::exception_ptr e) {
         finished = true;
         ticker.cancel();
         signals.cancel();
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                log->error("warm-up stopped reason=\"{}\"", ex.what());
-            }
-        }
+        if (e) log->error("warm-up stopped reason=\"{}\"", util::exceptionText(e));
     });
     ioc.run();
     if (terminal) std::fprintf(stderr, "\r\033[K");
@@ -195,15 +190,17 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
     const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
     std::vector<Row> rows;
     for (const auto& p : engine.progress()) {
+        // The same view of an entry as the daemon's status.
+        const protocol::EntryStatus s = statusOf(p, false, 0);
         Row row;
-        row.repo = repoLabel(p.entry);
-        row.state = std::string(transfer::stateName(p.state));
-        row.commit = shortCommit(p.commit);
-        row.files = fmt::format("{}/{}", p.filesDone, p.filesTotal);
-        row.size = util::humanBytes(p.bytesTotal);
-        row.note = p.error;
-        row.ok = p.state == transfer::EntryState::Ready;
-        row.optional = p.entry.optional;
+        row.repo = s.display() + (s.optional ? " (optional)" : "");
+        row.state = std::string(protocol::stateName(s.state));
+        row.commit = shortCommit(s.commit);
+        row.files = fmt::format("{}/{}", s.filesDone, s.filesTotal);
+        row.size = util::humanBytes(s.bytesTotal);
+        row.note = s.error ? *s.error : (s.notes.empty() ? std::string() : s.notes.front());
+        row.ok = s.state == protocol::EntryState::Ready;
+        row.optional = s.optional;
         rows.push_back(std::move(row));
     }
     const auto& counters = engine.counters();

@@ -6,9 +6,14 @@
 #include "hfwarm/cache/scan.hpp"
 #include "hfwarm/cache/write.hpp"
 #include "hfwarm/daemon/app.hpp"
+#include "hfwarm/daemon/maintenance.hpp"
+#include "hfwarm/daemon/manifest_watcher.hpp"
+#include "hfwarm/daemon/metrics.hpp"
 #include "hfwarm/daemon/notify.hpp"
 #include "hfwarm/daemon/once.hpp"
+#include "hfwarm/daemon/scheduler.hpp"
 #include "hfwarm/daemon/stack.hpp"
+#include "hfwarm/daemon/status_view.hpp"
 #include "hfwarm/protocol/messages.hpp"
 #include "hfwarm/server/activation.hpp"
 #include "hfwarm/server/server.hpp"
@@ -34,6 +39,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 namespace hfwarm::daemon {
 
@@ -41,67 +47,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-// First retry of a failed entry; doubled per failure up to the refresh interval.
-constexpr std::chrono::seconds kFirstRetry{30};
-// Edits arrive as bursts of events (truncate, write, rename): reload once they settle.
-constexpr std::chrono::milliseconds kReloadDebounce{300};
-
-// The key of an entry across reloads: its normalized manifest line.
-std::string entryKey(const manifest::Entry& entry) {
-    return manifest::normalize(manifest::Manifest{{entry}});
-}
-
-protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
-    switch (state) {
-        case transfer::EntryState::Pending:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Pending;
-        case transfer::EntryState::Resolving:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Resolving;
-        case transfer::EntryState::Downloading:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Downloading;
-        case transfer::EntryState::Ready:
-            return protocol::EntryState::Ready;
-        case transfer::EntryState::Failed:
-            return protocol::EntryState::Failed;
-        case transfer::EntryState::Paused:
-            return protocol::EntryState::Paused;
-        case transfer::EntryState::Offline:
-            return protocol::EntryState::Offline;
-    }
-    return protocol::EntryState::Pending;
-}
-
-struct VerifyJob {
-    std::string repo;
-    std::filesystem::path snapshot;
-};
-
-// Hashes the blob behind every pointer of each snapshot. Runs on the pool: it reads whole files.
-net::awaitable<protocol::VerifyResult> verifySnapshots(std::vector<VerifyJob> jobs) {
-    protocol::VerifyResult out;
-    for (const auto& job : jobs) {
-        std::error_code ec;
-        for (auto it = std::filesystem::recursive_directory_iterator(job.snapshot, ec);
-             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-            if (!it->is_symlink()) continue;
-            auto relative = it->path().lexically_relative(job.snapshot).generic_string();
-            std::error_code linkError;
-            auto target = std::filesystem::read_symlink(it->path(), linkError);
-            if (linkError) {
-                out.problems.push_back({job.repo, relative, "cannot read the link: " + linkError.message()});
-                continue;
-            }
-            auto blob = (it->path().parent_path() / target).lexically_normal();
-            std::error_code sizeError;
-            auto size = std::filesystem::file_size(blob, sizeError);
-            out.filesChecked += 1;
-            if (!sizeError) out.bytesChecked += size;
-            if (auto checked = cache::verifyBlob(blob, blob.filename().string()); !checked)
-                out.problems.push_back({job.repo, relative, checked.error().message});
-        }
-    }
-    co_return out;
-}
 
 class Service final : public server::Handler {
   public:
@@ -116,8 +61,8 @@ class Service final : public server::Handler {
                                                  : std::nullopt),
           wake_(ioc, net::steady_timer::time_point::max()),
           pool_(1),
-          rng_(std::random_device{}()),
-          log_(util::logger("daemon")) {}
+          log_(util::logger("daemon")),
+          scheduler_(std::chrono::seconds(static_cast<long long>(config_.refreshInterval))) {}
 
     ~Service() override { pool_.join(); }
 
@@ -164,7 +109,9 @@ class Service final : public server::Handler {
 
         spawn("scheduler", schedule());
         spawn("ticker", tick());
-        spawn("manifest watcher", watchManifests());
+        spawn("manifest watcher", watchManifests(
+                                      config_.manifests, [this] { reload("manifest file changed"); },
+                                      std::shared_ptr<const bool>(stoppingFlag_)));
 
         ioc_.run();
         return 0;
@@ -191,13 +138,6 @@ class Service final : public server::Handler {
     }
 
   private:
-    struct Schedule {
-        Clock::time_point due = Clock::time_point::min();
-        unsigned failures = 0;
-        std::uint64_t lastBytes = 0;
-        double speed = 0;
-    };
-
     net::io_context& ioc_;
     config::Config config_;
     Reconfigure reconfigure_;
@@ -208,24 +148,20 @@ class Service final : public server::Handler {
     std::unique_ptr<server::Server> server_;
     net::steady_timer wake_;
     net::thread_pool pool_;
-    std::mt19937_64 rng_;
     std::shared_ptr<spdlog::logger> log_;
-    std::map<std::string, Schedule> schedules_;
+    Scheduler scheduler_;  // by entry key, kept across reloads
     std::vector<std::string> manifestErrors_;
     std::vector<std::string> notices_;
-    bool stopping_ = false;
+    std::shared_ptr<bool> stoppingFlag_ = std::make_shared<bool>(false);  // shared with the watcher
     Clock::time_point lastTick_ = Clock::now();
 
     template <class Awaitable>
     void spawn(std::string what, Awaitable task) {
-        net::co_spawn(ioc_, std::move(task), [this, what](std::exception_ptr e) {
-            if (!e || stopping_) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                log_->error("task stopped task=\"{}\" reason=\"{}\"", what, ex.what());
-            }
-        });
+        // During shutdown tasks end with errors on purpose: only failures before it are logged.
+        net::co_spawn(ioc_, std::move(task),
+                      [this, log = util::logFailure(log_, what)](std::exception_ptr e) {
+                          if (!*stoppingFlag_) log(e);
+                      });
     }
 
     void waitForStop(net::signal_set& signals) {
@@ -243,8 +179,8 @@ class Service final : public server::Handler {
     }
 
     void shutdown(const std::string& why) {
-        if (stopping_) return;
-        stopping_ = true;
+        if (*stoppingFlag_) return;
+        *stoppingFlag_ = true;
         log_->info("stopping reason=\"{}\"; partial downloads are kept and resume on the next start", why);
         notifier_.send("STOPPING=1");
         server_->stop();
@@ -257,58 +193,37 @@ class Service final : public server::Handler {
 
     // --- Scheduling ------------------------------------------------------------------------------
 
-    Schedule& scheduleOf(const manifest::Entry& entry) { return schedules_[entryKey(entry)]; }
-
-    std::chrono::steady_clock::duration retryDelay(unsigned failures) {
-        auto refresh = std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
-        auto delay = kFirstRetry * (1u << std::min(failures - 1, 10u));
-        auto capped = std::min<std::chrono::steady_clock::duration>(delay, refresh);
-        std::uniform_real_distribution<double> jitter(0.8, 1.2);
-        return std::chrono::duration_cast<std::chrono::steady_clock::duration>(capped * jitter(rng_));
-    }
-
-    net::awaitable<void> warmOne(std::size_t index) {
+    // The entry is named by its key, never by its place in the list: a reload while it warms
+    // may move, add or remove entries.
+    net::awaitable<void> warmOne(manifest::RepoRef key) {
         auto& engine = *stack_.engine;
-        co_await engine.warm(index);
-        auto progress = engine.progress();
-        if (index >= progress.size()) co_return;
-        const auto& p = progress[index];
-        auto& schedule = scheduleOf(p.entry);
-        if (p.state == transfer::EntryState::Ready) {
-            schedule.failures = 0;
-            schedule.due =
-                Clock::now() + std::chrono::seconds(static_cast<long long>(config_.refreshInterval));
-        } else {
-            schedule.failures += 1;
-            schedule.due = Clock::now() + retryDelay(schedule.failures);
-            log_->info("will retry repo={} in_s={}", p.entry.repo.display(),
-                       std::chrono::duration_cast<std::chrono::seconds>(schedule.due - Clock::now()).count());
-        }
-        broadcastEntry(index);
+        co_await engine.warm(key);
+        auto p = engine.progress(key);
+        if (!p) co_return;  // removed meanwhile
+        const bool ready = p->state == transfer::EntryState::Ready;
+        const auto now = Clock::now();
+        const auto due = scheduler_.finished(key, ready, now);
+        if (!ready && due != Clock::time_point::max())
+            log_->info("will retry repo={} in_s={}", key.display(),
+                       std::chrono::duration_cast<std::chrono::seconds>(due - now).count());
+        broadcastEntry(*p);
         wake();
     }
 
     net::awaitable<void> schedule() {
         if (config_.offline) co_return;
-        while (!stopping_) {
+        while (!*stoppingFlag_) {
             auto& engine = *stack_.engine;
             auto now = Clock::now();
             auto next = Clock::time_point::max();
             if (!engine.paused()) {
-                auto progress = engine.progress();
-                for (std::size_t i = 0; i < progress.size(); ++i) {
-                    const auto& p = progress[i];
+                for (const auto& p : engine.progress()) {
                     bool busy = p.state == transfer::EntryState::Resolving ||
                                 p.state == transfer::EntryState::Downloading;
-                    if (busy) continue;
-                    auto& schedule = scheduleOf(p.entry);
-                    if (schedule.due <= now) {
-                        schedule.due = Clock::time_point::max();  // warmOne sets the next check
-                        spawn("warm " + p.entry.repo.display(), warmOne(i));
-                    } else {
-                        next = std::min(next, schedule.due);
-                    }
+                    if (!busy && scheduler_.takeDue(p.entry.repo, now))
+                        spawn("warm " + p.entry.repo.display(), warmOne(p.entry.repo));
                 }
+                next = scheduler_.nextDue();
             }
             wake_.expires_at(next);
             co_await wake_.async_wait(kTuple);
@@ -337,6 +252,7 @@ class Service final : public server::Handler {
             config_.limits = next.limits;
             config_.bandwidth = next.bandwidth;
             config_.refreshInterval = next.refreshInterval;
+            scheduler_.setRefresh(std::chrono::seconds(static_cast<long long>(config_.refreshInterval)));
             if (stack_.limiter) stack_.limiter->setLimits(limiterConfig(config_));
         }
         auto loaded = manifest::loadAll(config_.manifests);
@@ -349,6 +265,7 @@ class Service final : public server::Handler {
             return false;
         }
         manifestErrors_.clear();
+        scheduler_.reconcile(manifest_, loaded.manifest, Clock::now());
         manifest_ = std::move(loaded.manifest);
         if (stack_.engine) stack_.engine->setEntries(manifest_.entries);
         log_->info("manifests reloaded reason=\"{}\" entries={}", why, manifest_.entries.size());
@@ -356,91 +273,15 @@ class Service final : public server::Handler {
         return true;
     }
 
-    // Watches the folders of the manifest files, so that editors that save by writing a new file
-    // and renaming it over the old one are seen too.
-    net::awaitable<void> watchManifests() {
-        int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (fd < 0) {
-            log_->warn("cannot watch the manifests (inotify: {}); reload with SIGHUP", std::strerror(errno));
-            co_return;
-        }
-        net::posix::stream_descriptor stream(ioc_, fd);
-        std::set<std::string> names;
-        for (const auto& file : config_.manifests) {
-            auto absolute = std::filesystem::absolute(file);
-            names.insert(absolute.filename().string());
-            auto dir = absolute.parent_path();
-            if (::inotify_add_watch(fd, dir.c_str(),
-                                    IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM) < 0)
-                log_->warn("cannot watch folder={} reason=\"{}\"; reload with SIGHUP", dir.string(),
-                           std::strerror(errno));
-        }
-        std::vector<char> buffer(64 * 1024);
-        net::steady_timer debounce(ioc_);
-        bool pending = false;
-        while (!stopping_) {
-            auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
-            if (ec) co_return;
-            bool relevant = false;
-            for (std::size_t offset = 0; offset + sizeof(inotify_event) <= n;) {
-                auto* event = reinterpret_cast<const inotify_event*>(buffer.data() + offset);
-                if (event->len > 0 && names.count(event->name) != 0) relevant = true;
-                offset += sizeof(inotify_event) + event->len;
-            }
-            if (!relevant || pending) continue;
-            pending = true;
-            debounce.expires_after(kReloadDebounce);
-            debounce.async_wait([this, &pending](const boost::system::error_code& error) {
-                pending = false;
-                if (!error && !stopping_) reload("manifest file changed");
-            });
-        }
-    }
-
     // --- Status --------------------------------------------------------------------------------
 
     std::vector<protocol::EntryStatus> entryStatuses() {
         std::vector<protocol::EntryStatus> out;
         if (config_.offline || !stack_.engine) {
-            for (const auto& entry : manifest_.entries) {
-                auto scan = cache::scanEntry(root_, entry);
-                protocol::EntryStatus s;
-                s.repo = entry.repo.id;
-                s.type = std::string(manifest::typeName(entry.repo.type));
-                s.revision = entry.repo.revision;
-                s.commit = scan.commit;
-                s.state = scan.state == cache::EntryState::Ready ? protocol::EntryState::Offline
-                                                                 : protocol::EntryState::Failed;
-                s.optional = entry.optional;
-                s.filesDone = scan.filesPresent;
-                s.filesTotal = scan.filesExpected;
-                s.bytesDone = scan.bytesPresent;
-                s.bytesTotal = scan.bytesExpected.value_or(scan.bytesPresent);
-                if (scan.state != cache::EntryState::Ready)
-                    s.error = "not in the cache and offline: " + std::string(cache::stateName(scan.state));
-                out.push_back(std::move(s));
-            }
+            for (const auto& entry : manifest_.entries) out.push_back(offlineStatusOf(entry, root_));
             return out;
         }
-        bool paused = stack_.engine->paused();
-        for (const auto& p : stack_.engine->progress()) {
-            protocol::EntryStatus s;
-            s.repo = p.entry.repo.id;
-            s.type = std::string(manifest::typeName(p.entry.repo.type));
-            s.revision = p.entry.repo.revision;
-            s.commit = p.commit;
-            s.state = protocolState(p.state, paused);
-            s.optional = p.entry.optional;
-            s.filesDone = p.filesDone;
-            s.filesTotal = p.filesTotal;
-            s.bytesDone = p.bytesDone;
-            s.bytesTotal = p.bytesTotal;
-            if (!p.error.empty()) s.error = p.error;
-            s.speed = scheduleOf(p.entry).speed;
-            if (p.lastChecked) s.lastChecked = protocol::formatTimestamp(*p.lastChecked);
-            s.currentFiles = p.currentFiles;
-            out.push_back(std::move(s));
-        }
+        for (const auto& p : stack_.engine->progress()) out.push_back(entryStatus(p));
         return out;
     }
 
@@ -517,7 +358,7 @@ class Service final : public server::Handler {
         for (const auto& entry : manifest_.entries) {
             if (params.repo && entry.repo.display() != *params.repo && entry.repo.id != *params.repo)
                 continue;
-            scheduleOf(entry).due = Clock::now();
+            scheduler_.dueNow(entry.repo, Clock::now());
             ++count;
         }
         if (params.repo && count == 0)
@@ -553,127 +394,46 @@ class Service final : public server::Handler {
 
     // Re-hashes every blob of every entry's snapshot on the pool thread.
     net::awaitable<protocol::Response> verify(protocol::Request request) {
-        std::vector<VerifyJob> jobs;
-        for (const auto& entry : manifest_.entries) {
-            auto scan = cache::scanEntry(root_, entry);
-            if (!scan.commit) continue;
-            jobs.push_back({entry.repo.display(), scan.repoDir / "snapshots" / *scan.commit});
-        }
+        auto jobs = verifyJobs(manifest_, root_);
         auto result = co_await net::co_spawn(pool_.get_executor(), verifySnapshots(std::move(jobs)),
                                              net::use_awaitable);
         co_return protocol::makeResult(request.id, json(result));
     }
 
-    // Leftovers of interrupted downloads nobody holds a lock on, and blobs no snapshot uses, in the
-    // repos of the manifests. Other repos of the cache belong to whoever put them there.
     protocol::Response prune(const protocol::Request& request) {
         protocol::PruneParams params;
         if (auto error = protocol::checkPruneParams(request.params, params))
             return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
-        protocol::PruneResult result;
-        result.applied = params.apply;
-        std::set<std::string> seen;
-        for (const auto& entry : manifest_.entries) {
-            auto scan = cache::scanEntry(root_, entry);
-            cache::RepoLayout layout(root_, entry.repo);
-            for (const auto& problem : scan.problems) {
-                std::string reason;
-                if (problem.kind == cache::ProblemKind::OrphanBlob)
-                    reason = "blob no snapshot uses";
-                else if (problem.kind == cache::ProblemKind::IncompleteLeftover)
-                    reason = "stale partial download";
-                else
-                    continue;
-                if (!seen.insert(problem.path.string()).second) continue;
-                if (problem.kind == cache::ProblemKind::IncompleteLeftover) {
-                    // A partial download in progress (here or in another process) holds its lock.
-                    auto name = problem.path.filename().string();
-                    auto etag = name.substr(0, name.find('.'));
-                    if (auto lockPath = layout.lockFile(etag)) {
-                        auto lock = cache::BlobLock::tryAcquire(root_, *lockPath);
-                        if (!lock || !*lock) continue;
-                    }
-                }
-                std::error_code ec;
-                auto bytes = std::filesystem::file_size(problem.path, ec);
-                protocol::PruneItem item{problem.path.string(), ec ? 0 : bytes, reason};
-                if (params.apply && !std::filesystem::remove(problem.path, ec)) continue;
-                result.bytes += item.bytes;
-                result.items.push_back(std::move(item));
-            }
-        }
-        return protocol::makeResult(request.id, json(result));
+        return protocol::makeResult(request.id, json(daemon::prune(manifest_, root_, params.apply)));
     }
 
     protocol::Response metrics(const protocol::Request& request) {
-        std::string text;
-        auto add = [&](std::string_view name, std::string_view type, std::string_view help) {
-            text += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-        };
-        auto statuses = entryStatuses();
-        add("hfwarm_entries", "gauge", "Manifest entries by state.");
-        for (auto state :
-             {protocol::EntryState::Pending, protocol::EntryState::Resolving,
-              protocol::EntryState::Downloading, protocol::EntryState::Ready, protocol::EntryState::Failed,
-              protocol::EntryState::Paused, protocol::EntryState::Offline}) {
-            auto count = std::count_if(statuses.begin(), statuses.end(),
-                                       [&](const protocol::EntryStatus& s) { return s.state == state; });
-            text += fmt::format("hfwarm_entries{{state=\"{}\"}} {}\n", protocol::stateName(state), count);
-        }
-        if (stack_.engine) {
-            const auto& c = stack_.engine->counters();
-            add("hfwarm_bytes_fetched_total", "counter", "Body bytes received for blobs.");
-            text += fmt::format("hfwarm_bytes_fetched_total {}\n", c.bytesFetched);
-            add("hfwarm_files_downloaded_total", "counter", "Blobs downloaded, verified and published.");
-            text += fmt::format("hfwarm_files_downloaded_total {}\n", c.filesDownloaded);
-            add("hfwarm_files_reused_total", "counter", "Files whose blob was already in the cache.");
-            text += fmt::format("hfwarm_files_reused_total {}\n", c.filesReused);
-            add("hfwarm_hash_mismatches_total", "counter",
-                "Downloads whose bytes did not hash to their name.");
-            text += fmt::format("hfwarm_hash_mismatches_total {}\n", c.hashMismatches);
-            add("hfwarm_retries_total", "counter", "Requests tried again after an error or a 429.");
-            text += fmt::format("hfwarm_retries_total {}\n", c.retries);
-            auto latency = stack_.engine->latency();
-            add("hfwarm_request_duration_seconds", "histogram",
-                "Time from a request being sent to its response headers.");
-            for (std::size_t i = 0; i < latency.bounds.size(); ++i)
-                text += fmt::format("hfwarm_request_duration_seconds_bucket{{le=\"{}\"}} {}\n",
-                                    latency.bounds[i], latency.counts[i]);
-            text += fmt::format("hfwarm_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", latency.total);
-            text += fmt::format("hfwarm_request_duration_seconds_sum {}\n", latency.sum);
-            text += fmt::format("hfwarm_request_duration_seconds_count {}\n", latency.total);
-        }
-        if (stack_.limiter) text += ratelimit::toPrometheus(stack_.limiter->snapshot());
+        auto text = metricsText(entryStatuses(), stack_.engine.get(), stack_.limiter.get());
         return protocol::makeResult(request.id, json(protocol::MetricsResult{text}));
     }
 
     // --- Progress ------------------------------------------------------------------------------
 
-    void broadcastEntry(std::size_t index) {
-        auto statuses = entryStatuses();
-        if (index < statuses.size())
-            server_->broadcast({std::string(protocol::notification::entry), json(statuses[index])});
+    protocol::EntryStatus entryStatus(const transfer::EntryProgress& p) {
+        return statusOf(p, stack_.engine->paused(), scheduler_.speed(p.entry.repo));
+    }
+
+    void broadcastEntry(const transfer::EntryProgress& progress) {
+        server_->broadcast({std::string(protocol::notification::entry), json(entryStatus(progress))});
     }
 
     // Once a second: per-entry speed, a progress notification for subscribers, STATUS= for systemd.
     net::awaitable<void> tick() {
         net::steady_timer timer(ioc_);
-        while (!stopping_) {
+        while (!*stoppingFlag_) {
             timer.expires_after(std::chrono::seconds(1));
             co_await timer.async_wait(kTuple);
             if (!stack_.engine) continue;
             auto now = Clock::now();
             double dt = std::chrono::duration<double>(now - lastTick_).count();
             lastTick_ = now;
-            for (const auto& p : stack_.engine->progress()) {
-                auto& schedule = scheduleOf(p.entry);
-                double delta = p.bytesDone >= schedule.lastBytes
-                                   ? static_cast<double>(p.bytesDone - schedule.lastBytes)
-                                   : 0;
-                schedule.speed = dt > 0 ? 0.5 * schedule.speed + 0.5 * delta / dt : 0;
-                if (schedule.speed < 1) schedule.speed = 0;
-                schedule.lastBytes = p.bytesDone;
-            }
+            for (const auto& p : stack_.engine->progress())
+                scheduler_.recordBytes(p.entry.repo, p.bytesDone, dt);
             auto result = statusResult(std::nullopt);
             if (server_->subscriberCount() > 0) {
                 for (const auto& s : result.entries)

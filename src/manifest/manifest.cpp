@@ -11,9 +11,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace hfwarm::manifest {
@@ -190,18 +194,46 @@ void appendUnique(std::vector<std::string>& list, const std::string& value) {
     if (std::find(list.begin(), list.end(), value) == list.end()) list.push_back(value);
 }
 
-void mergeInto(std::vector<Entry>& entries, Entry entry) {
-    auto same =
-        std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.repo == entry.repo; });
-    if (same == entries.end()) {
-        entries.push_back(std::move(entry));
-        return;
+// One parsed line: the key it names and what it selects.
+struct Line {
+    RepoRef repo;
+    Selection selection;
+};
+
+// The specs of a selection as one string, lines aside: equal strings mean identical selections.
+std::string signature(const Selection& s) {
+    std::string out = s.optional ? "o" : "r";
+    for (const auto* list : {&s.files, &s.includes, &s.excludes}) {
+        out += '\0';
+        for (const auto& item : *list) out += item + '\n';
     }
-    for (const auto& f : entry.files) appendUnique(same->files, f);
-    for (const auto& g : entry.includes) appendUnique(same->includes, g);
-    for (const auto& g : entry.excludes) appendUnique(same->excludes, g);
-    same->optional = same->optional && entry.optional;
+    return out;
 }
+
+// Gathers lines into entries by key with hash maps, so that merging stays linear in the number of
+// lines however many repeat one repo.
+class Merger {
+  public:
+    explicit Merger(std::vector<Entry>& entries) : entries_(entries) {
+        for (std::size_t i = 0; i < entries_.size(); ++i) {
+            index_.emplace(entries_[i].repo, i);
+            for (const auto& s : entries_[i].selections) seen_[i].insert(signature(s));
+        }
+    }
+
+    void add(RepoRef repo, Selection selection) {
+        auto [it, inserted] = index_.emplace(repo, entries_.size());
+        if (inserted) entries_.push_back(Entry{std::move(repo), {}});
+        const std::size_t i = it->second;
+        if (!seen_[i].insert(signature(selection)).second) return;
+        entries_[i].selections.push_back(std::move(selection));
+    }
+
+  private:
+    std::vector<Entry>& entries_;
+    std::unordered_map<RepoRef, std::size_t> index_;
+    std::unordered_map<std::size_t, std::unordered_set<std::string>> seen_;
+};
 
 // huggingface_hub filter_repo_objects: a pattern ending in '/' gets '*' appended. Without flags,
 // fnmatch lets '*' match '/', as Python's fnmatchcase does. glibc still differs on rare forms:
@@ -226,12 +258,12 @@ class LineParser {
     LineParser(std::string_view fileName, int lineNumber, std::vector<Diagnostic>& errors)
         : fileName_(fileName), line_(lineNumber), errors_(errors) {}
 
-    // Returns the entry when the line had no error.
-    std::optional<Entry> parse(const std::vector<Token>& tokens) {
+    // Returns the line's key and selection when it had no error.
+    std::optional<Line> parse(const std::vector<Token>& tokens) {
         const std::size_t errorsBefore = errors_.size();
-        Entry entry;
-        entry.source = std::string(fileName_);
-        entry.line = line_;
+        Line entry;
+        entry.selection.source = std::string(fileName_);
+        entry.selection.line = line_;
         const Token& head = tokens.front();
         auto ref = parseRef(head.text);
         if (ref) {
@@ -257,12 +289,12 @@ class LineParser {
         errors_.push_back({std::string(fileName_), line_, token.column, std::move(message)});
     }
 
-    void spec(const Token& token, Entry& entry) {
+    void spec(const Token& token, Line& entry) {
         const std::string_view text = token.text;
         const std::size_t colon = text.find(':');
         if (colon == std::string_view::npos) {
             if (text == "optional") {
-                entry.optional = true;
+                entry.selection.optional = true;
                 return;
             }
             std::string message =
@@ -279,7 +311,7 @@ class LineParser {
             if (auto problem = pathProblem(value))
                 return error(token, "invalid path in " + quote(text) + ": " + *problem + "; " +
                                         std::string(kPathExpected));
-            appendUnique(entry.files, std::string(value));
+            appendUnique(entry.selection.files, std::string(value));
         } else if (key == "include" || key == "exclude") {
             if (value.empty()) return error(token, "expected a glob after '" + std::string(key) + ":'");
             if (hasControl(value))
@@ -289,7 +321,7 @@ class LineParser {
             // huggingface_hub (v1.23) turns '\' into '/' in patterns before matching.
             std::string glob(value);
             std::replace(glob.begin(), glob.end(), '\\', '/');
-            appendUnique(key == "include" ? entry.includes : entry.excludes, glob);
+            appendUnique(key == "include" ? entry.selection.includes : entry.selection.excludes, glob);
         } else if (key == "revision") {
             if (value.empty())
                 return error(token,
@@ -316,17 +348,70 @@ class LineParser {
     int revisionColumn_ = 0;
 };
 
-std::string entryLine(const Entry& e) {
-    std::vector<std::string> specs;
-    for (const auto& f : e.files) specs.push_back("file:" + f);
-    for (const auto& g : e.includes) specs.push_back("include:" + g);
-    for (const auto& g : e.excludes) specs.push_back("exclude:" + g);
-    if (e.optional) specs.emplace_back("optional");
-    std::sort(specs.begin(), specs.end());
-    specs.erase(std::unique(specs.begin(), specs.end()), specs.end());
-    std::string line = std::string(typeName(e.repo.type)) + "s/" + e.repo.id + "@" + e.repo.revision;
-    for (const auto& s : specs) line += " " + s;
-    return line;
+// The selections of one entry, merged where a single line selects their union: lines with the same
+// exclude: globs and optional flag. Each merged line is "spec spec ..." sorted.
+std::vector<std::string> normalizedSelections(const Entry& e) {
+    struct Merged {
+        bool everything = false;
+        std::set<std::string> files;
+        std::set<std::string> includes;
+    };
+    std::map<std::pair<std::set<std::string>, bool>, Merged> groups;
+    for (const auto& s : e.selections) {
+        auto& m = groups[{std::set<std::string>(s.excludes.begin(), s.excludes.end()), s.optional}];
+        // include:* selects every path, as a line without file: or include: does.
+        const bool all = (s.files.empty() && s.includes.empty()) ||
+                         std::find(s.includes.begin(), s.includes.end(), "*") != s.includes.end();
+        m.everything = m.everything || all;
+        m.files.insert(s.files.begin(), s.files.end());
+        m.includes.insert(s.includes.begin(), s.includes.end());
+    }
+    // An optional line adds nothing to the cache that a required line with the same exclude: globs
+    // already brings, so it does not change the key.
+    auto covered = [&](const std::set<std::string>& excludes, const Merged& optional) {
+        auto required = groups.find({excludes, false});
+        if (required == groups.end()) return false;
+        const Merged& r = required->second;
+        const auto within = [](const std::set<std::string>& part, const std::set<std::string>& whole) {
+            return std::includes(whole.begin(), whole.end(), part.begin(), part.end());
+        };
+        return within(optional.files, r.files) &&
+               (r.everything || (!optional.everything && within(optional.includes, r.includes)));
+    };
+    std::vector<std::string> lines;
+    for (const auto& [group, m] : groups) {
+        if (group.second && covered(group.first, m)) continue;
+        std::vector<std::string> specs;
+        for (const auto& f : m.files) specs.push_back("file:" + f);
+        if (m.everything) {
+            // Every file plus the file: paths: include:* says it on one line; alone, no spec does.
+            if (!m.files.empty()) specs.emplace_back("include:*");
+        } else {
+            for (const auto& g : m.includes) specs.push_back("include:" + g);
+        }
+        for (const auto& g : group.first) specs.push_back("exclude:" + g);
+        if (group.second) specs.emplace_back("optional");
+        std::sort(specs.begin(), specs.end());
+        std::string line;
+        for (const auto& spec : specs) line += " " + spec;
+        lines.push_back(std::move(line));
+    }
+    return lines;
+}
+
+bool selectsBySpecs(const std::vector<std::string>& files, const std::vector<std::string>& includes,
+                    const std::vector<std::string>& excludes, std::string_view path) {
+    // fnmatch stops at a NUL; such a path is never a valid repo file.
+    if (path.find('\0') != std::string_view::npos) return false;
+    // huggingface_hub (v1.23) turns '\\' into '/' in paths before matching.
+    std::string p(path);
+    std::replace(p.begin(), p.end(), '\\', '/');
+    bool chosen = true;
+    if (!files.empty())
+        chosen = std::find(files.begin(), files.end(), p) != files.end() || anyMatches(includes, p);
+    else if (!includes.empty())
+        chosen = anyMatches(includes, p);
+    return chosen && !anyMatches(excludes, p);
 }
 
 }  // namespace
@@ -349,18 +434,46 @@ std::string RepoRef::display() const {
     return out;
 }
 
+bool Selection::selects(std::string_view path) const {
+    return selectsBySpecs(files, includes, excludes, path);
+}
+
+std::string Selection::where() const {
+    return source + ":" + std::to_string(line);
+}
+
+bool Selection::sameSpecs(const Selection& other) const {
+    return files == other.files && includes == other.includes && excludes == other.excludes &&
+           optional == other.optional;
+}
+
 bool Entry::selects(std::string_view path) const {
-    // fnmatch stops at a NUL; such a path is never a valid repo file.
-    if (path.find('\0') != std::string_view::npos) return false;
-    // huggingface_hub (v1.23) turns '\' into '/' in paths before matching.
-    std::string p(path);
-    std::replace(p.begin(), p.end(), '\\', '/');
-    bool chosen = true;
-    if (!files.empty())
-        chosen = std::find(files.begin(), files.end(), p) != files.end() || anyMatches(includes, p);
-    else if (!includes.empty())
-        chosen = anyMatches(includes, p);
-    return chosen && !anyMatches(excludes, p);
+    return std::any_of(selections.begin(), selections.end(),
+                       [&](const Selection& s) { return s.selects(path); });
+}
+
+bool Entry::optional() const {
+    return std::all_of(selections.begin(), selections.end(), [](const Selection& s) { return s.optional; });
+}
+
+std::vector<std::string> Entry::namedFiles() const {
+    std::vector<std::string> out;
+    std::unordered_set<std::string> seen;
+    for (const auto& s : selections)
+        for (const auto& f : s.files)
+            if (seen.insert(f).second) out.push_back(f);
+    return out;
+}
+
+bool Entry::onlyNamedFiles() const {
+    return std::all_of(selections.begin(), selections.end(),
+                       [](const Selection& s) { return !s.files.empty() && s.includes.empty(); });
+}
+
+bool Entry::sameSelections(const Entry& other) const {
+    return repo == other.repo && selections.size() == other.selections.size() &&
+           std::equal(selections.begin(), selections.end(), other.selections.begin(),
+                      [](const Selection& a, const Selection& b) { return a.sameSpecs(b); });
 }
 
 std::string Diagnostic::format() const {
@@ -380,13 +493,14 @@ ParseResult parse(std::string_view text, std::string_view fileName) {
     ParseResult result;
     // Editors on Windows may start the file with a UTF-8 byte order mark.
     if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+    Merger merger(result.manifest.entries);
     int lineNumber = 0;
     for (std::string_view line : split(text, '\n')) {
         ++lineNumber;
         const auto tokens = tokenize(line);
         if (tokens.empty()) continue;
-        if (auto entry = LineParser(fileName, lineNumber, result.errors).parse(tokens))
-            mergeInto(result.manifest.entries, std::move(*entry));
+        if (auto parsed = LineParser(fileName, lineNumber, result.errors).parse(tokens))
+            merger.add(std::move(parsed->repo), std::move(parsed->selection));
     }
     return result;
 }
@@ -438,9 +552,11 @@ ParseResult load(const std::filesystem::path& file) {
 
 ParseResult loadAll(const std::vector<std::filesystem::path>& files) {
     ParseResult all;
+    Merger merger(all.manifest.entries);
     for (const auto& file : files) {
         ParseResult one = load(file);
-        for (auto& e : one.manifest.entries) mergeInto(all.manifest.entries, std::move(e));
+        for (auto& e : one.manifest.entries)
+            for (auto& s : e.selections) merger.add(e.repo, std::move(s));
         all.errors.insert(all.errors.end(), one.errors.begin(), one.errors.end());
     }
     return all;
@@ -448,7 +564,11 @@ ParseResult loadAll(const std::vector<std::filesystem::path>& files) {
 
 std::string normalize(const Manifest& manifest) {
     std::vector<std::string> lines;
-    for (const auto& e : manifest.entries) lines.push_back(entryLine(e));
+    for (const auto& e : manifest.entries) {
+        const std::string head =
+            std::string(typeName(e.repo.type)) + "s/" + e.repo.id + "@" + e.repo.revision;
+        for (const auto& selection : normalizedSelections(e)) lines.push_back(head + selection);
+    }
     std::sort(lines.begin(), lines.end());
     lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
     std::string out;
@@ -461,3 +581,10 @@ std::string cacheKey(const Manifest& manifest) {
 }
 
 }  // namespace hfwarm::manifest
+
+std::size_t std::hash<hfwarm::manifest::RepoRef>::operator()(
+    const hfwarm::manifest::RepoRef& ref) const noexcept {
+    const std::size_t h = std::hash<std::string>{}(ref.id);
+    const std::size_t r = std::hash<std::string>{}(ref.revision);
+    return h ^ (r + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2)) ^ static_cast<std::size_t>(ref.type);
+}

@@ -128,7 +128,8 @@ void to_json(json& j, const EntryStatus& v) {
              {"error", optionalString(v.error)},
              {"speed", v.speed},
              {"last_checked", optionalString(v.lastChecked)},
-             {"current_files", v.currentFiles}};
+             {"current_files", v.currentFiles},
+             {"notes", v.notes}};
 }
 
 void from_json(const json& j, EntryStatus& v) {
@@ -148,6 +149,7 @@ void from_json(const json& j, EntryStatus& v) {
     read(j, "speed", v.speed);
     read(j, "last_checked", v.lastChecked);
     read(j, "current_files", v.currentFiles);
+    read(j, "notes", v.notes);
 }
 
 void to_json(json& j, const StatusTotals& v) {

@@ -36,4 +36,22 @@ bool setLogLevel(const std::string& level) {
     return true;
 }
 
+std::string exceptionText(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return ex.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+std::function<void(std::exception_ptr)> logFailure(std::shared_ptr<spdlog::logger> log, std::string task,
+                                                   std::function<void()> then) {
+    return [log = std::move(log), task = std::move(task), then = std::move(then)](std::exception_ptr e) {
+        if (e) log->error("task stopped task=\"{}\" reason=\"{}\"", task, exceptionText(e));
+        if (then) then();
+    };
+}
+
 }  // namespace hfwarm::util

@@ -199,7 +199,10 @@ class Case:
         sim = self.start_sim()
         d = Daemon(self, self.manifest("test/small\ntest/other file:config.json file:missing.bin optional\n")).start()
         d.wait_ready(30)
-        poll(lambda: d.entry(d.status(), "test/other")["state"] == "failed", 20, "test/other to fail (optional)")
+        # Only an optional line names the absent file: the entry is ready and notes it.
+        other = poll(lambda: (lambda e: e if e["state"] == "ready" and e["notes"] else None)(
+            d.entry(d.status(), "test/other")), 20, "test/other ready with a note")
+        check("missing.bin does not exist" in other["notes"][0], f"the note of test/other: {other['notes']}")
         commit = self.commit("test/small")
         other_commit = self.commit("test/other")
         requests = len(self.simulator.log())
@@ -222,7 +225,7 @@ class Case:
         pinned_absent = d.ctl("--json", "lookup", "test/other", "missing.bin", "--revision", other_commit)
         equal(json.loads(pinned_absent.stdout)["state"], "absent", "lookup of the absent file at its commit")
         # Without --revision the answer needs refs/main, which huggingface_hub writes from the 404's
-        # X-Repo-Commit before it records .no_exist; an entry that failed on the missing file has it too.
+        # X-Repo-Commit before it records .no_exist; an entry with a missing file has it too.
         check(os.path.isfile(os.path.join(d.cache, repo_folder("test/other"), "refs", "main")),
               "no refs/main for test/other, whose listing succeeded and whose missing file is in .no_exist")
         absent = d.ctl("lookup", "test/other", "missing.bin")
@@ -366,6 +369,79 @@ class Case:
         metrics = d.ctl("metrics").stdout
         check("hfwarm_ratelimit_reserve_ratio 0.3\n" in metrics, f"the reserve in metrics:\n{metrics}")
         check("hfwarm_ratelimit_cache_hits_total{" in metrics, f"cache hits in metrics:\n{metrics}")
+
+    def test_merged_lines_status(self):
+        """Issue 11: two lines of one repo fetch the union; status notes an optional line's absent
+        file, and wait and status name the required line whose file is absent."""
+        self.start_sim()
+        manifest = self.manifest("test/small\ntest/small file:config.json file:absent.bin optional\n"
+                                 "test/other file:nope.bin\n")
+        d = Daemon(self, manifest).start()
+        result = d.ctl("wait", "--timeout", "30")
+        equal(result.returncode, 1, "hfwarmctl wait with a required absent file\n" + describe(result))
+        check(f"test/other failed: {manifest}:3: nope.bin does not exist" in result.stderr,
+              f"wait names the failing line: {result.stderr!r}")
+        status = d.status()
+        small = d.entry(status, "test/small")
+        equal((small["state"], small["files_total"]), ("ready", len(self.small)), "test/small: every file")
+        equal(len(small["notes"]), 1, f"notes of test/small: {small}")
+        check(small["notes"][0].startswith(f"{manifest}:2 (optional): absent.bin does not exist"),
+              f"the note names the optional line: {small['notes']}")
+        table = d.ctl("status")
+        equal(table.returncode, 1, "hfwarmctl status with a failed required entry\n" + describe(table))
+        check(f"note: test/small: {manifest}:2 (optional): absent.bin" in table.stdout,
+              f"the status table shows the note:\n{table.stdout}")
+        check(os.path.isfile(os.path.join(d.cache, repo_folder("test/small"), ".no_exist", small["commit"],
+                                          "absent.bin")), "no .no_exist marker for absent.bin")
+
+    def test_reload_mid_warm(self):
+        """Issue 11: entries added at the top, removed and reordered while two warm. Every entry
+        left is listed again on schedule (an entry that was warming used to keep a schedule of
+        "never"); the removed one stops, is never listed again, and keeps its partial file."""
+        write_repo(self.fixtures, "test/big", big_repo(6 * MIB))
+        gone = write_repo(self.fixtures, "test/gone", big_repo(6 * MIB, seed=9))
+        write_repo(self.fixtures, "test/new", small_repo(seed=11))
+        self.start_sim("--cdn-rate", "1M")
+        config = self.config({"refresh_interval": 2})
+        manifest = self.manifest("test/big\ntest/gone\ntest/small\ntest/other\n")
+        d = Daemon(self, manifest, extra=["--config", config]).start()
+
+        def downloading(status, repo):
+            entry = d.entry(status, repo)
+            return entry["state"] == "downloading" and entry["bytes_done"] > 0
+
+        def warming(status):
+            return (downloading(status, "test/big") and downloading(status, "test/gone") and
+                    all(d.entry(status, r)["state"] == "ready" for r in ("test/small", "test/other")))
+        # Only the two large entries are warming when the manifest changes.
+        poll(lambda: warming(d.raw_status()), 20, "test/big and test/gone downloading, the others ready")
+        with open(manifest, "w") as f:
+            f.write("test/new\ntest/small\ntest/other\ntest/big\n")
+        remaining = ["test/new", "test/small", "test/other", "test/big"]
+        poll(lambda: [e["repo"] for e in d.raw_status()["entries"]] == remaining, 10, "the reloaded entries")
+
+        def listings():
+            counts = {}
+            for line in self.simulator.log():
+                target = line["target"].split("?")[0]
+                if line["class"] == "api" and "/revision/" in target:
+                    repo = target[len("/api/models/"):].split("/revision/")[0]
+                    counts[repo] = counts.get(repo, 0) + 1
+            return counts
+
+        # The first listing and two refreshes 2 s apart each, for every entry left.
+        counts = poll(lambda: (lambda c: c if all(c.get(r, 0) >= 3 for r in remaining) else None)(listings()),
+                      40, "three listings of every remaining entry", interval=0.5)
+        equal(counts.get("test/gone"), 1, f"listings of the removed entry (all listings: {counts})")
+        folder = os.path.join(d.cache, repo_folder("test/gone"))
+        blobs = os.listdir(os.path.join(folder, "blobs"))
+        equal(sorted(blobs), sorted([etag_of(gone["config.json"]), etag_of(gone["weights.bin"]) + ".incomplete"]),
+              "blobs of the removed entry: its config and its partial weights")
+        check(not os.path.exists(os.path.join(folder, "refs", "main")), "the removed entry wrote refs/main")
+        d.wait_ready(30, *remaining)
+        gone_wait = d.ctl("wait", "--timeout", "5", "test/gone")
+        equal(gone_wait.returncode, 1, "hfwarmctl wait for the removed entry\n" + describe(gone_wait))
+        check("not in hfwarmd's manifests" in gone_wait.stderr, f"wait names the removed entry: {gone_wait.stderr}")
 
     # ---- 5. pause / resume ----
 

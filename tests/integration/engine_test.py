@@ -236,8 +236,45 @@ class Case:
             result = self.warm.run(sim, optional, self.cache("optional"))
             equal(result.returncode, 0, "exit code when an optional file: is absent\n" + describe(result))
             row = summary_row(result, "gpt2")
-            check(row and "failed" in row and "sub/missing-weights.bin" in row,
-                  f"the summary row of the optional entry: {row!r}\n" + describe(result))
+            check(row and "ready" in row and f"{optional}:1 (optional)" in row and "sub/missing-weights.bin" in row,
+                  f"the summary row of the optional entry notes the absent file and its line: {row!r}\n"
+                  + describe(result))
+
+    def test_merged_lines(self):
+        """Two lines of one repo fetch the union of what each selects; an optional line's absent file
+        does not fail the required line; a required line's absent file fails naming that line."""
+        cache = self.cache()
+        with self.sim() as sim:
+            manifest = self.warm.manifest(
+                "bert-base-uncased\n"
+                "microsoft/phi-2\n"
+                "bert-base-uncased file:config.json file:flax_model.msgpack optional\n"
+                "microsoft/phi-2 include:*.json exclude:tokenizer.json\n")
+            result = self.warm.run(sim, manifest, cache)
+            equal(result.returncode, 0, "exit code when only an optional line names an absent file\n"
+                  + describe(result))
+            log = sim.log()
+            self.check_repos(sim, cache, {"bert-base-uncased": None, "microsoft/phi-2": None})
+            check(len(self.files("microsoft/phi-2")) == 8, "the fixture of microsoft/phi-2 has 8 files")
+            commit = self.commit(sim, "bert-base-uncased")
+            marker = os.path.join(cache, "models--bert-base-uncased", ".no_exist", commit, "flax_model.msgpack")
+            check(os.path.isfile(marker), f"no .no_exist marker at {marker}")
+            row = summary_row(result, "bert-base-uncased")
+            check(row and "ready" in row and f"{manifest}:3 (optional): flax_model.msgpack does not exist" in row,
+                  f"the summary row of bert-base-uncased: {row!r}\n" + describe(result))
+            # Each file once: the two lines of a repo share one listing and one download per file.
+            listings = [line for line in log if line["class"] == "api" and "/revision/" in line["target"]]
+            equal(len(listings), 2, "listings for two repos of four lines")
+            equal(sum(len(v) for v in resolved_files(log).values()),
+                  len(self.files("bert-base-uncased")) + 8, "files requested")
+
+            required = self.warm.manifest("gpt2 file:config.json\ngpt2 file:config.json file:nope.bin\n",
+                                          "required.txt")
+            result = self.warm.run(sim, required, self.cache("required"))
+            equal(result.returncode, 1, "exit code when a required line names an absent file\n" + describe(result))
+            row = summary_row(result, "gpt2")
+            check(row and "failed" in row and f"{required}:2: nope.bin does not exist" in row,
+                  f"the summary row names the failing line: {row!r}\n" + describe(result))
 
     def test_revisions(self):
         """Branches, tags, a `refs/pr/N` and a pinned commit: each gets its snapshot and its ref;

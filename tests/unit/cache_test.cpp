@@ -69,11 +69,10 @@ manifest::RepoRef repoRef(std::string id, std::string revision = "main",
 
 manifest::Entry entryFor(manifest::RepoRef repo, std::vector<std::string> files = {},
                          std::vector<std::string> includes = {}) {
-    manifest::Entry entry;
-    entry.repo = std::move(repo);
-    entry.files = std::move(files);
-    entry.includes = std::move(includes);
-    return entry;
+    manifest::Selection selection;
+    selection.files = std::move(files);
+    selection.includes = std::move(includes);
+    return manifest::Entry{std::move(repo), {std::move(selection)}};
 }
 
 bool hasProblem(const EntryScan& scan, ProblemKind kind) {

@@ -46,12 +46,11 @@ std::string keyOf(std::string_view text) {
 
 Entry entryWith(std::vector<std::string> files, std::vector<std::string> includes,
                 std::vector<std::string> excludes) {
-    Entry e;
-    e.repo.id = "org/name";
-    e.files = std::move(files);
-    e.includes = std::move(includes);
-    e.excludes = std::move(excludes);
-    return e;
+    Selection s;
+    s.files = std::move(files);
+    s.includes = std::move(includes);
+    s.excludes = std::move(excludes);
+    return Entry{RepoRef{RepoType::Model, "org/name", "main"}, {std::move(s)}};
 }
 
 const std::string kSpecs = "file:PATH, gguf:PATH, include:GLOB, exclude:GLOB, revision:REV, optional";
@@ -93,18 +92,18 @@ TEST_CASE("the seed format of existing test/model_manifest.txt files parses") {
     CHECK(e[0].repo.id == "Babelscape/wikineural-multilingual-ner");
     CHECK(e[0].repo.type == RepoType::Model);
     CHECK(e[0].repo.revision == "main");
-    CHECK(e[0].line == 3);
-    CHECK(e[0].source == "m.txt");
+    CHECK(e[0].selections[0].line == 3);
+    CHECK(e[0].selections[0].source == "m.txt");
     CHECK(e[1].repo.id == "gpt2");
-    CHECK(e[2].files == std::vector<std::string>{"tinyllama-1.1b-chat-v1.0.Q3_K_S.gguf"});
-    CHECK(e[3].includes == std::vector<std::string>{"*.json", "*.safetensors"});
-    CHECK(e[3].excludes == std::vector<std::string>{"*.bin"});
+    CHECK(e[2].selections[0].files == std::vector<std::string>{"tinyllama-1.1b-chat-v1.0.Q3_K_S.gguf"});
+    CHECK(e[3].selections[0].includes == std::vector<std::string>{"*.json", "*.safetensors"});
+    CHECK(e[3].selections[0].excludes == std::vector<std::string>{"*.bin"});
     CHECK(e[4].repo.type == RepoType::Dataset);
     CHECK(e[4].repo.id == "org/name");
     CHECK(e[4].repo.revision == "v1.0");
-    CHECK(e[4].files == std::vector<std::string>{"data/train.parquet"});
-    CHECK(e[5].optional);
-    CHECK_FALSE(e[4].optional);
+    CHECK(e[4].selections[0].files == std::vector<std::string>{"data/train.parquet"});
+    CHECK(e[5].optional());
+    CHECK_FALSE(e[4].optional());
 }
 
 TEST_CASE("repo references take a type prefix, a legacy single name and a revision") {
@@ -150,9 +149,9 @@ TEST_CASE("comments, blank lines, tabs and CRLF line ends are ignored") {
     const auto& e = r.manifest.entries;
     REQUIRE(e.size() == 3);
     CHECK(e[0].repo.id == "gpt2");
-    CHECK(e[0].line == 5);
-    CHECK(e[1].files == std::vector<std::string>{"x"});
-    CHECK(e[2].files == std::vector<std::string>{"a#b"});
+    CHECK(e[0].selections[0].line == 5);
+    CHECK(e[1].selections[0].files == std::vector<std::string>{"x"});
+    CHECK(e[2].selections[0].files == std::vector<std::string>{"a#b"});
 }
 
 TEST_CASE("a UTF-8 byte order mark at the start is skipped") {
@@ -162,14 +161,14 @@ TEST_CASE("a UTF-8 byte order mark at the start is skipped") {
 TEST_CASE("specs come in any order; gguf: is file:; duplicates within an entry are dropped") {
     const Entry e =
         onlyEntry("org/name optional exclude:*.bin gguf:b.gguf include:*.json file:a file:b.gguf");
-    CHECK(e.files == std::vector<std::string>{"b.gguf", "a"});
-    CHECK(e.includes == std::vector<std::string>{"*.json"});
-    CHECK(e.excludes == std::vector<std::string>{"*.bin"});
-    CHECK(e.optional);
-    CHECK(onlyEntry("org/name file:1_Pooling/config.json").files ==
+    CHECK(e.selections[0].files == std::vector<std::string>{"b.gguf", "a"});
+    CHECK(e.selections[0].includes == std::vector<std::string>{"*.json"});
+    CHECK(e.selections[0].excludes == std::vector<std::string>{"*.bin"});
+    CHECK(e.optional());
+    CHECK(onlyEntry("org/name file:1_Pooling/config.json").selections[0].files ==
           std::vector<std::string>{"1_Pooling/config.json"});
     // huggingface_hub reads '\' in a pattern as '/'.
-    CHECK(onlyEntry("org/name include:onnx\\*").includes == std::vector<std::string>{"onnx/*"});
+    CHECK(onlyEntry("org/name include:onnx\\*").selections[0].includes == std::vector<std::string>{"onnx/*"});
 }
 
 TEST_CASE("revision: sets the revision and must agree with @REV") {
@@ -253,7 +252,8 @@ TEST_CASE("file paths are relative paths inside the repo") {
     CHECK(onlyError("org/name file:") == "m.txt:1:10: expected a path after 'file:'");
     CHECK(onlyError("org/name gguf:") == "m.txt:1:10: expected a path after 'gguf:'");
     // Dots inside a name are fine; only whole '..' segments escape.
-    CHECK(onlyEntry("org/name file:model..v2.bin").files == std::vector<std::string>{"model..v2.bin"});
+    CHECK(onlyEntry("org/name file:model..v2.bin").selections[0].files ==
+          std::vector<std::string>{"model..v2.bin"});
 }
 
 TEST_CASE("globs must not be empty or hold control characters") {
@@ -302,7 +302,7 @@ TEST_CASE("columns count characters, not bytes") {
     CHECK(r.errors[0].column == 23);
 }
 
-TEST_CASE("identical repos merge in order of first appearance; another revision is another entry") {
+TEST_CASE("lines of one repo and revision are one entry with a selection per line, in order") {
     const ParseResult r = parseText(
         "org/a file:x optional\n"
         "org/b optional\n"
@@ -315,19 +315,54 @@ TEST_CASE("identical repos merge in order of first appearance; another revision 
     const auto& e = r.manifest.entries;
     REQUIRE(e.size() == 4);
     CHECK(e[0].repo == RepoRef{RepoType::Model, "org/a", "main"});
-    CHECK(e[0].files == std::vector<std::string>{"x", "y"});
-    CHECK(e[0].includes == std::vector<std::string>{"*.json"});
-    CHECK(e[0].excludes == std::vector<std::string>{"*.bin"});
-    CHECK(e[0].line == 1);
-    CHECK_FALSE(e[0].optional);  // optional only when every occurrence was
+    REQUIRE(e[0].selections.size() == 3);
+    CHECK(e[0].selections[0].files == std::vector<std::string>{"x"});
+    CHECK(e[0].selections[0].optional);
+    CHECK(e[0].selections[0].where() == "m.txt:1");
+    CHECK(e[0].selections[1].files == std::vector<std::string>{"y"});
+    CHECK(e[0].selections[1].includes == std::vector<std::string>{"*.json"});
+    CHECK(e[0].selections[1].where() == "m.txt:4");
+    CHECK(e[0].selections[2].excludes == std::vector<std::string>{"*.bin"});
+    CHECK(e[0].selections[2].line == 6);
+    CHECK_FALSE(e[0].optional());  // optional only when every line is
     CHECK(e[1].repo.id == "org/b");
-    CHECK(e[1].optional);
+    CHECK(e[1].selections.size() == 1);  // an identical line adds nothing
+    CHECK(e[1].optional());
     CHECK(e[2].repo == RepoRef{RepoType::Model, "org/a", "dev"});
-    CHECK(e[2].line == 3);
+    CHECK(e[2].selections[0].line == 3);
     CHECK(e[3].repo == RepoRef{RepoType::Dataset, "org/a", "main"});
 }
 
-TEST_CASE("loadAll merges several files and keeps each entry's source") {
+TEST_CASE("a revision given as @main, revision:main or not at all is one key") {
+    const ParseResult r = parseText(
+        "org/a@main file:x\n"
+        "org/a revision:main file:y\n"
+        "org/a include:*.json\n"
+        "org/a@v1\n");
+    REQUIRE(r.ok());
+    REQUIRE(r.manifest.entries.size() == 2);
+    CHECK(r.manifest.entries[0].selections.size() == 3);
+    CHECK(r.manifest.entries[0].namedFiles() == std::vector<std::string>{"x", "y"});
+    CHECK(r.manifest.entries[1].repo.revision == "v1");
+}
+
+TEST_CASE("100,000 lines merge into their entries by key") {
+    std::string text;
+    for (int i = 0; i < 50000; ++i) text += "org/repo-" + std::to_string(i % 1000) + "\n";
+    for (int i = 0; i < 50000; ++i)
+        text += "org/repo-" + std::to_string(i % 1000) + " file:f" + std::to_string(i) + "\n";
+    const ParseResult r = parseText(text);
+    REQUIRE(r.ok());
+    REQUIRE(r.manifest.entries.size() == 1000);
+    std::size_t selections = 0;
+    for (const auto& e : r.manifest.entries) selections += e.selections.size();
+    // 1,000 whole-repo lines once each, and 50,000 distinct file: lines.
+    CHECK(selections == 51000);
+    CHECK(r.manifest.entries[7].repo.id == "org/repo-7");
+    CHECK(r.manifest.entries[7].selections[1].line == 50008);
+}
+
+TEST_CASE("loadAll merges several files and keeps each line's source") {
     TempDir dir;
     const auto a = dir.write("a.txt", "org/x file:a\ngpt2 optional\n");
     const auto b = dir.write("b.txt", "org/x file:b\r\ngpt2\r\norg/y\r\n");
@@ -335,11 +370,12 @@ TEST_CASE("loadAll merges several files and keeps each entry's source") {
     REQUIRE(r.ok());
     const auto& e = r.manifest.entries;
     REQUIRE(e.size() == 3);
-    CHECK(e[0].files == std::vector<std::string>{"a", "b"});
-    CHECK(e[0].source == a.string());
-    CHECK_FALSE(e[1].optional);
-    CHECK(e[2].source == b.string());
-    CHECK(e[2].line == 3);
+    CHECK(e[0].namedFiles() == std::vector<std::string>{"a", "b"});
+    CHECK(e[0].selections[0].source == a.string());
+    CHECK(e[0].selections[1].source == b.string());
+    CHECK_FALSE(e[1].optional());
+    CHECK(e[2].selections[0].source == b.string());
+    CHECK(e[2].selections[0].line == 3);
     CHECK(cacheKey(r.manifest) == keyOf("org/y\ngpt2\norg/x file:b file:a\n"));
 }
 
@@ -518,6 +554,23 @@ TEST_CASE("the cache key ignores cosmetic edits") {
     // explicit default revision, models/ prefix, gguf: for file:, revision:, duplicates and split lines
     CHECK(keyOf("models/org/a@main gguf:x\norg/a revision:main include:*.json file:x\ngpt2@main\n"
                 "datasets/org/d revision:v1 optional\ngpt2\n") == base);
+}
+
+TEST_CASE("the cache key changes only when the union of an entry's lines can change") {
+    const std::string base = keyOf("org/a file:x file:y include:*.json\ngpt2\n");
+    // split lines, and lines that add nothing to the union
+    CHECK(keyOf("org/a file:x\norg/a include:*.json file:y\ngpt2\n") == base);
+    CHECK(keyOf("org/a file:y\ngpt2\norg/a file:x include:*.json\ngpt2 optional\n") == base);
+    CHECK(keyOf("org/a file:x file:y include:*.json\ngpt2 include:*\n") == base);
+    // a whole repo keeps the file: paths of the other lines (absent ones are recorded)
+    CHECK(keyOf("gpt2\ngpt2 file:x\n") == keyOf("gpt2 file:x include:*\n"));
+    CHECK(keyOf("gpt2\ngpt2 file:x\n") != keyOf("gpt2\n"));
+    // lines with their own exclude: stay apart
+    CHECK(keyOf("gpt2\ngpt2 exclude:*.bin\n") != keyOf("gpt2\n"));
+    CHECK(keyOf("org/a file:x exclude:*.bin\norg/a include:*.json\n") !=
+          keyOf("org/a file:x include:*.json exclude:*.bin\n"));
+    // an optional line beyond the required ones
+    CHECK(keyOf("gpt2 file:x\ngpt2 file:y optional\n") != keyOf("gpt2 file:x\n"));
 }
 
 TEST_CASE("the cache key changes with any entry, revision, spec or the optional flag") {

@@ -858,7 +858,9 @@ TEST_CASE("after a 429 the limiter holds every waiter, lets one probe through, a
     runAsync([&](net::io_context& io) -> net::awaitable<void> {
         Limiter limiter(io.get_executor(), config, policy);
         limiter.observe("hub.test", RequestClass::Resolvers, 429, "", "", "");
-        CHECK(limiter.snapshot().classes.at(0).state.pausedFor > 0.0);
+        // The pause's length is ClassState's, tested above with injected time; here it may already
+        // be over on a loaded machine, so only the recorded 429 is checked.
+        CHECK(limiter.snapshot().classes.at(0).state.count429 == 1);
         for (int id = 1; id <= 3; ++id) {
             net::co_spawn(
                 io,
@@ -870,9 +872,13 @@ TEST_CASE("after a 429 the limiter holds every waiter, lets one probe through, a
                     if (e) std::rethrow_exception(e);
                 });
         }
-        net::steady_timer wait(io, 30ms);
-        co_await wait.async_wait(net::use_awaitable);
-        // The pause (2 to 4 ms) is over: only the probe went.
+        // Until the probe goes once the pause is over, however long the machine takes to get there.
+        net::steady_timer wait(io);
+        while (done < 1) {
+            wait.expires_after(1ms);
+            co_await wait.async_wait(net::use_awaitable);
+        }
+        // Only the probe went: the others wait for its answer, not for a time.
         CHECK(done == 1);
         CHECK(limiter.snapshot().classes.at(0).waiting == 2);
         limiter.observe("hub.test", RequestClass::Resolvers, 200, "", "", "");

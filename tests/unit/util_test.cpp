@@ -1,7 +1,18 @@
+#include "hfwarm/util/async.hpp"
 #include "hfwarm/util/hash.hpp"
+#include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <doctest/doctest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <sstream>
+#include <stdexcept>
 
 using namespace hfwarm::util;
 
@@ -34,4 +45,53 @@ TEST_CASE("human byte sizes use binary units") {
     CHECK(humanBytes(1023) == "1023 B");
     CHECK(humanBytes(1536) == "1.5 KiB");
     CHECK(humanBytes(3ull * 1024 * 1024 * 1024) == "3.0 GiB");
+}
+
+TEST_CASE(
+    "a spawned task's failure is logged with the task's name and the reason, then the handler goes on") {
+    std::ostringstream out;
+    auto log =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+    int after = 0;
+    auto handler = logFailure(log, "download worker repo=gpt2", [&] { ++after; });
+    handler(nullptr);
+    CHECK(out.str().empty());
+    handler(std::make_exception_ptr(std::runtime_error("disk on fire")));
+    CHECK(out.str().find("task stopped task=\"download worker repo=gpt2\" reason=\"disk on fire\"") !=
+          std::string::npos);
+    CHECK(after == 2);
+    CHECK(exceptionText(std::make_exception_ptr(42)) == "unknown exception");
+}
+
+TEST_CASE("a waiter cancelled while it waits for a slot takes none, and the slot goes to the next waiter") {
+    using namespace boost::asio::experimental::awaitable_operators;
+    hfwarm::net::io_context io;
+    Slots slots(io.get_executor(), 1);
+    std::vector<std::string> events;
+    auto rethrow = [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    };
+    hfwarm::net::co_spawn(
+        io,
+        [&]() -> hfwarm::net::awaitable<void> {
+            co_await slots.acquire();  // the only slot
+            events.push_back("first holds");
+            // A waiter that gives up: the timer wins the race and cancels its acquire().
+            hfwarm::net::steady_timer giveUp(io, std::chrono::steady_clock::time_point::min());
+            auto winner = co_await (slots.acquire() || giveUp.async_wait(hfwarm::net::use_awaitable));
+            events.push_back(winner.index() == 1 ? "impatient gave up" : "impatient took a slot");
+            hfwarm::net::co_spawn(
+                io,
+                [&]() -> hfwarm::net::awaitable<void> {
+                    co_await slots.acquire();
+                    events.push_back("second holds");
+                    slots.release();
+                },
+                rethrow);
+            slots.release();
+        },
+        rethrow);
+    // Bounds the test only if the slot were lost; every step above is driven by events.
+    io.run_for(std::chrono::seconds(10));
+    CHECK(events == std::vector<std::string>{"first holds", "impatient gave up", "second holds"});
 }

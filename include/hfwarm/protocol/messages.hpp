@@ -65,6 +65,7 @@ struct EntryStatus {
     double speed = 0;                        // bytes per second, recent average
     std::optional<std::string> lastChecked;  // ISO 8601 UTC, "2026-01-31T12:00:00Z"
     std::vector<std::string> currentFiles;   // paths in flight
+    std::vector<std::string> notes;          // optional files the Hub lacks, with their manifest lines
 
     // "org/name", "datasets/org/name", with "@rev" when the revision is not main.
     std::string display() const;

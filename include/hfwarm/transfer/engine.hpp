@@ -42,7 +42,8 @@ struct EntryProgress {
     std::uint64_t filesTotal = 0;
     std::uint64_t bytesDone = 0;
     std::uint64_t bytesTotal = 0;
-    std::string error;  // empty while nothing failed; the reason once the entry failed
+    std::string error;               // empty while nothing failed; the reason once the entry failed
+    std::vector<std::string> notes;  // what optional selections asked for and the Hub lacks
     std::optional<std::chrono::system_clock::time_point> lastChecked;
     std::vector<std::string> currentFiles;  // paths being downloaded now
 };
@@ -79,14 +80,18 @@ class Engine {
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
 
-    // Replaces the entries (a reload). Progress of entries that stay is kept.
+    // Replaces the entries (a reload), reconciled by key (RepoRef): an entry that stays keeps its
+    // progress and state, and one whose selections changed is planned again (at once when it is
+    // warming); a removed entry's warm stops taking files and writes no ref, keeping its partial
+    // files for resume; a new entry is pending.
     void setEntries(const std::vector<manifest::Entry>& entries);
 
     // Warms every entry concurrently and returns when each is Ready or Failed.
     net::awaitable<void> warmAll();
 
-    // Warms the entry at `index` of progress().
-    net::awaitable<void> warm(std::size_t index);
+    // Warms the entry with this key; nothing when there is none. The entry is held by key across
+    // the wait, so a reload meanwhile neither loses it nor mixes it up with another.
+    net::awaitable<void> warm(manifest::RepoRef key);
 
     // While paused no new request leaves (a transfer already streaming finishes its current
     // response); resume lets the waiting requests go in their order.
@@ -105,6 +110,9 @@ class Engine {
 
     // A copy of every entry's progress, in manifest order.
     std::vector<EntryProgress> progress() const;
+
+    // A copy of one entry's progress; nothing once the entry is no longer in the manifests.
+    std::optional<EntryProgress> progress(const manifest::RepoRef& key) const;
     const Counters& counters() const;
     const EngineOptions& options() const;
 

@@ -1,0 +1,324 @@
+#include "engine_impl.hpp"
+#include "hfwarm/cache/safe_io.hpp"
+
+#include "hfwarm/util/log.hpp"
+#include "hfwarm/util/units.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace hfwarm::transfer {
+
+namespace {
+
+// The pieces of a parallel download are 4-64 MiB: below, a request's round trip costs too much
+// of its transfer; above, one piece keeps its connection busy while the others idle.
+constexpr std::uint64_t kMinPiece = 4ull << 20;
+constexpr std::uint64_t kMaxPiece = 64ull << 20;
+// A parallel download starts with kMinConnections; the tuner measures rates over windows of at
+// least kTuneWindow and keeps added connections that bring kGainShare of their share of speed.
+constexpr std::size_t kMinConnections = 2;
+constexpr std::chrono::milliseconds kTuneWindow{250};
+constexpr std::chrono::milliseconds kTunePoll{20};
+constexpr double kGainShare = 0.5;
+// How far the saved progress of a parallel download may trail the bytes written.
+constexpr std::chrono::milliseconds kSaveInterval{50};
+// The hash of a parallel download advances in steps of at most this many bytes.
+constexpr std::uint64_t kHashStep = 16ull << 20;
+
+}  // namespace
+
+// Where the progress of a parallel download is kept: next to the blob's lock, out of blobs/,
+// where huggingface_hub's scanner and `hf cache prune` do not look.
+std::filesystem::path Engine::Impl::segmentStatePath(const std::filesystem::path& lockPath) {
+    auto path = lockPath;
+    path.replace_extension(".segments");
+    return path;
+}
+
+std::optional<Engine::Impl::SegmentState> Engine::Impl::loadSegments(const std::filesystem::path& file,
+                                                                     std::uint64_t size) const {
+    auto text = cache::readCacheFile(options.root, file, cache::kMaxStateFileBytes);
+    if (!text || !*text) return std::nullopt;
+    auto doc = json::parse(**text, nullptr, false);
+    if (!doc.is_object() || !doc.contains("size") || !doc["size"].is_number_unsigned() ||
+        doc["size"].get<std::uint64_t>() != size || !doc.contains("segments") || !doc["segments"].is_array())
+        return std::nullopt;
+    SegmentState state;
+    state.size = size;
+    std::uint64_t expect = 0;
+    for (const auto& item : doc["segments"]) {
+        if (!item.is_array() || item.size() != 3) return std::nullopt;
+        for (const auto& v : item)
+            if (!v.is_number_unsigned()) return std::nullopt;
+        Span span;
+        span.begin = item[0].get<std::uint64_t>();
+        span.end = item[1].get<std::uint64_t>();
+        span.pos = item[2].get<std::uint64_t>();
+        if (span.begin != expect || span.end <= span.begin || span.pos < span.begin || span.pos > span.end)
+            return std::nullopt;
+        expect = span.end;
+        state.spans.push_back(std::move(span));
+    }
+    if (expect != size || state.spans.empty()) return std::nullopt;
+    return state;
+}
+
+void Engine::Impl::saveSegments(const std::filesystem::path& file, const SegmentState& state) const {
+    json doc{{"size", state.size}, {"segments", json::array()}};
+    for (const auto& span : state.spans) doc["segments"].push_back({span.begin, span.end, span.pos});
+    if (auto saved = cache::writeCacheFile(options.root, file, doc.dump()); !saved)
+        log->warn("cannot save download progress reason=\"{}\"", saved.error().message);
+}
+
+// What the workers of one parallel download share.
+struct Engine::Impl::Pieces {
+    SegmentState state;
+    std::string directUrl;  // the resolved (signed CDN) URL, reused for every piece
+    std::vector<std::string> errors;
+    bool unsupported = false;  // the server ignores Range: fall back to one stream
+    std::size_t active = 0;    // workers still running
+    std::vector<bool> stop;    // per worker: take no new piece (the tuner sets it)
+
+    bool finished() const { return active == 0; }
+    std::uint64_t bytes() const {
+        std::uint64_t sum = 0;
+        for (const auto& span : state.spans) sum += span.pos - span.begin;
+        return sum;
+    }
+
+    // The first piece nobody has finished or claimed, lowest offset first, so that the finished
+    // bytes grow from the front and the hash can follow them while the download runs. Pieces are
+    // cut as they are taken, guided as OpenMP schedules loops: a share of what nobody has taken
+    // yet, 1 / (2 x connections), within [kMinPiece, kMaxPiece]. Early pieces are large, so
+    // requests stay few; the last ones are small, so the connections finish together and the
+    // hash has little left to read at the end.
+    Span* claim() {
+        if (unsupported || !errors.empty()) return nullptr;
+        std::uint64_t untaken = 0;
+        for (const auto& span : state.spans)
+            if (!span.claimed) untaken += span.end - span.pos;
+        for (auto it = state.spans.begin(); it != state.spans.end(); ++it) {
+            Span& span = *it;
+            if (span.claimed || span.pos >= span.end) continue;
+            const std::uint64_t step = std::clamp<std::uint64_t>(
+                untaken / (2 * std::max<std::size_t>(active, 1)), kMinPiece, kMaxPiece);
+            if (span.pos == span.begin && span.end - span.begin >= step + step / 2) {
+                Span rest;
+                rest.begin = rest.pos = span.begin + step;
+                rest.end = span.end;
+                span.end = rest.begin;
+                state.spans.insert(std::next(it), std::move(rest));
+            }
+            span.claimed = true;
+            return &span;
+        }
+        return nullptr;
+    }
+    // The end of the bytes [0, prefix) that are all on disk.
+    std::uint64_t contiguous() const {
+        std::uint64_t prefix = 0;
+        for (const auto& span : state.spans) {
+            prefix = span.pos;
+            if (span.pos < span.end) break;
+        }
+        return prefix;
+    }
+};
+
+// One connection of a parallel download: fetches pieces in order until none is left, or until
+// the tuner stops it.
+net::awaitable<void> Engine::Impl::pieceWorker(Run& run, const FileJob& job, const std::string& url, int fd,
+                                               Pieces* pieces, std::size_t index) {
+    while (!pieces->stop[index]) {
+        Span* span = pieces->claim();
+        if (span == nullptr) break;
+        auto result = co_await transferSpan(run, job, url, fd, *span, &pieces->directUrl);
+        if (result.outcome == SpanOutcome::RangeIgnored)
+            pieces->unsupported = true;
+        else if (result.outcome != SpanOutcome::Done)
+            pieces->errors.push_back(result.message);
+        span->claimed = false;
+    }
+}
+
+// Starts worker `index` of a parallel download.
+void Engine::Impl::startWorker(Run& run, const FileJob& job, const std::string& url, int fd, Pieces* pieces,
+                               WaitGroup* group, std::size_t index) {
+    ++pieces->active;
+    group->add();
+    net::co_spawn(executor, pieceWorker(run, job, url, fd, pieces, index),
+                  [pieces, group, index](std::exception_ptr e) {
+                      if (e) pieces->errors.push_back("a download connection stopped unexpectedly");
+                      --pieces->active;
+                      group->done();
+                  });
+}
+
+// The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
+net::awaitable<std::optional<double>> Engine::Impl::measureRate(const Pieces* pieces,
+                                                                Clock::duration window) {
+    const auto started = Clock::now();
+    const auto before = static_cast<double>(pieces->bytes());
+    while (Clock::now() - started < window) {
+        if (pieces->finished()) co_return std::nullopt;
+        co_await sleepFor(kTunePoll);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    co_return (static_cast<double>(pieces->bytes()) - before) / seconds;
+}
+
+// Adds connections to a parallel download while they bring speed. Where a CDN caps each
+// connection (the reason for parallel ranges), twice the connections bring about twice the
+// rate; where the link, the disk or the CPU is the limit, more connections bring only their
+// cost. Starts with kMinConnections and doubles while the rate grows by at least kGainShare of
+// the share added; connections added in vain finish their piece and stop.
+net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
+                                               Pieces* pieces, WaitGroup* group, std::size_t count,
+                                               std::size_t most) {
+    // Until the first bytes the rate says nothing; the window grows with the round trip, so that
+    // connections in TCP slow start are not judged too soon.
+    const auto started = Clock::now();
+    const std::uint64_t initial = pieces->bytes();
+    while (pieces->bytes() == initial) {
+        if (pieces->finished()) co_return;
+        co_await sleepFor(kTunePoll);
+    }
+    const auto window = std::max<Clock::duration>(kTuneWindow, 3 * (Clock::now() - started));
+    while (count < most) {
+        auto before = co_await measureRate(pieces, window);
+        if (!before) co_return;
+        const std::size_t add = std::min(count, most - count);
+        for (std::size_t i = count; i < count + add; ++i) startWorker(run, job, url, fd, pieces, group, i);
+        auto after = co_await measureRate(pieces, window);
+        if (!after) co_return;
+        const double wanted =
+            *before * (1 + kGainShare * static_cast<double>(add) / static_cast<double>(count));
+        log->debug("connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} kept={}", job.path,
+                   count, count + add, *before, *after, *after >= wanted);
+        if (*after < wanted) {
+            for (std::size_t i = count; i < count + add; ++i) pieces->stop[i] = true;
+            co_return;
+        }
+        count += add;
+    }
+}
+
+// A large file on several connections at once (as aria2 -x and hf_transfer do): the preallocated
+// .incomplete file is cut into pieces that up to `segments` connections take in order (the
+// tuner decides how many), each piece
+// resumable after a crash (their progress is saved beside the lock). The file is resolved once;
+// the pieces go straight to the signed URL it redirected to, until that expires. Because pieces
+// are taken from the front, the hash follows the contiguous prefix on the pool while the
+// download runs, reading back bytes still in the page cache.
+net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
+    Run& run, const FileJob& job, const std::string& url, int fd, const std::filesystem::path& stateFile) {
+    Pieces pieces;
+    auto loaded = loadSegments(stateFile, job.size);
+    struct stat st {};
+    ::fstat(fd, &st);
+    if (!loaded || static_cast<std::uint64_t>(st.st_size) != job.size) {
+        if (auto reset = truncate(fd, job); !reset) co_return reset.error();
+        if (int err = ::posix_fallocate(fd, 0, static_cast<off_t>(job.size)); err != 0) {
+            if (err == ENOSPC)
+                co_return makeError("no space for " + job.path + " (" + util::humanBytes(job.size) +
+                                    "): free some space or choose another --cache-dir");
+            if (::ftruncate(fd, static_cast<off_t>(job.size)) != 0)
+                co_return makeError("cannot size the partial download of " + job.path + ": " +
+                                    errnoText(errno));
+        }
+        SegmentState fresh;
+        fresh.size = job.size;
+        Span whole;  // cut into pieces as connections take them
+        whole.end = job.size;
+        fresh.spans.push_back(std::move(whole));
+        loaded = std::move(fresh);
+        saveSegments(stateFile, *loaded);
+    }
+    pieces.state = std::move(*loaded);
+    const std::uint64_t have = pieces.bytes();
+    if (have > 0) log->info("resuming path={} pieces={} have={}", job.path, pieces.state.spans.size(), have);
+    run.progress.bytesDone += have;
+
+    auto hasher = makeHasher(job.etag, job.size);
+    std::uint64_t hashed = 0;
+    bool hashFailed = false;
+    const std::size_t workers =
+        std::max<std::size_t>(1, std::min<std::uint64_t>(options.segments, job.size / kMinPiece));
+
+    WaitGroup group(executor);
+    auto saveTimer = Clock::now();
+    pieces.stop.assign(workers, false);
+    const std::size_t first = std::min(kMinConnections, workers);
+    for (std::size_t i = 0; i < first; ++i) startWorker(run, job, url, fd, &pieces, &group, i);
+    if (first < workers) {
+        group.add();
+        net::co_spawn(executor, tuneWorkers(run, job, url, fd, &pieces, &group, first, workers),
+                      util::logFailure(log, "connection tuner path=" + job.path, [&group] { group.done(); }));
+    }
+    group.add();
+    net::co_spawn(
+        executor,
+        [&]() -> net::awaitable<void> {
+            while (hashed < job.size && !hashFailed) {
+                // The pieces' progress trails their writes by at most kSaveInterval, so a process
+                // killed at any instant resumes close to where it stopped.
+                if (Clock::now() - saveTimer > kSaveInterval) {
+                    saveSegments(stateFile, pieces.state);
+                    saveTimer = Clock::now();
+                }
+                std::uint64_t frontier = pieces.contiguous();
+                if (frontier > hashed) {
+                    std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
+                    if (!co_await hashRange(fd, hasher.get(), hashed, upTo, true)) hashFailed = true;
+                    hashed = upTo;
+                    continue;
+                }
+                if (pieces.finished()) break;
+                co_await sleepFor(std::chrono::milliseconds(20));
+            }
+        },
+        [&](std::exception_ptr e) {
+            if (e) hashFailed = true;
+            group.done();
+        });
+    co_await group.wait();
+    saveSegments(stateFile, pieces.state);
+
+    // Bytes this file no longer counts as done when it starts over.
+    const auto forget = [&run, &pieces] {
+        run.progress.bytesDone -= std::min(run.progress.bytesDone, pieces.bytes());
+    };
+    if (pieces.unsupported) {
+        std::error_code ec;
+        std::filesystem::remove(stateFile, ec);
+        forget();
+        if (auto reset = truncate(fd, job); !reset) co_return reset.error();
+        log->info("range requests not supported path={}; one connection instead", job.path);
+        co_return Segmented{SegmentOutcome::Unsupported, {}};
+    }
+    if (!pieces.errors.empty()) co_return makeError(pieces.errors.front());
+    if (hashFailed) co_return makeError("cannot read back the downloaded bytes of " + job.path);
+
+    std::error_code ec;
+    std::filesystem::remove(stateFile, ec);
+    std::string digest = hasher->finishHex();
+    if (digest != job.etag) {
+        counters.hashMismatches += 1;
+        forget();
+        if (auto reset = truncate(fd, job); !reset) co_return reset.error();
+        co_return Segmented{SegmentOutcome::Corrupt, "the downloaded bytes of " + job.path + " hash to " +
+                                                         digest + ", not to " + job.etag};
+    }
+    co_return Segmented{};
+}
+
+}  // namespace hfwarm::transfer
