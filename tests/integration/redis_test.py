@@ -246,9 +246,10 @@ class Case:
               f"in one second")
         equal(len(log), len(self.files), "resolver requests for the repo's files")
         equal(sum(line["status"] == 429 for line in log), 0, "429s of a daemon pacing itself")
-        # The pace, the burst of one and one more for log lines written at the answer rather than the
-        # request (a slow answer followed by quick ones).
-        check(busiest <= rate + 2, f"{busiest} resolver requests in one second with Redis unreachable: more "
+        # The pace, the burst of one and two more for log lines written at the answer rather than at
+        # the request (a slow answer followed by quick ones on a loaded machine). Spending the window
+        # at once sends all 51 within a second.
+        check(busiest <= rate + 3, f"{busiest} resolver requests in one second with Redis unreachable: more "
                                    f"than {rate} per second, the configured rate")
 
 
