@@ -290,8 +290,7 @@ class Service final : public server::Handler {
         for (auto& s : entryStatuses()) {
             if (repo && s.display() != *repo && s.repo != *repo) continue;
             result.totals.entries += 1;
-            if (s.state == protocol::EntryState::Ready || s.state == protocol::EntryState::Offline)
-                result.totals.ready += 1;
+            if (s.state == protocol::EntryState::Ready) result.totals.ready += 1;
             if (s.state == protocol::EntryState::Failed) result.totals.failed += 1;
             result.totals.filesDone += s.filesDone;
             result.totals.filesTotal += s.filesTotal;

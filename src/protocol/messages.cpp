@@ -52,8 +52,8 @@ json optionalString(const std::optional<std::string>& value) {
     return value ? json(*value) : json(nullptr);
 }
 
-constexpr std::array<std::string_view, 8> kStateNames = {"pending", "resolving", "downloading", "ready",
-                                                         "failed",  "paused",    "offline",     "unknown"};
+constexpr std::array<std::string_view, 8> kStateNames = {"queued", "resolving", "downloading", "ready",
+                                                         "failed", "missing",   "paused",      "unknown"};
 
 // Strict checks share one shape: a member is either absent or of the expected JSON type.
 std::optional<std::string> checkString(const json& params, const char* key, bool required,
@@ -90,6 +90,8 @@ EntryState parseState(std::string_view name) {
     for (std::size_t i = 0; i < kStateNames.size(); ++i) {
         if (kStateNames[i] == name) return static_cast<EntryState>(i);
     }
+    if (name == "pending") return EntryState::Queued;
+    if (name == "offline") return EntryState::Ready;
     return EntryState::Unknown;
 }
 

@@ -21,26 +21,6 @@ constexpr std::size_t kSyncThreads = 4;
 
 }  // namespace
 
-std::string_view stateName(EntryState state) {
-    switch (state) {
-        case EntryState::Pending:
-            return "pending";
-        case EntryState::Resolving:
-            return "resolving";
-        case EntryState::Downloading:
-            return "downloading";
-        case EntryState::Ready:
-            return "ready";
-        case EntryState::Failed:
-            return "failed";
-        case EntryState::Paused:
-            return "paused";
-        case EntryState::Offline:
-            return "offline";
-    }
-    return "pending";
-}
-
 Engine::Impl::Impl(net::any_io_executor executor, http::Client& client, ratelimit::Limiter& limiter,
                    EngineOptions options)
     : executor(executor),
@@ -77,6 +57,7 @@ net::awaitable<void> Engine::Impl::fileWorker(std::shared_ptr<Run> runPtr, cache
     while (*next < jobs->size() && !runPtr->removed) {
         const FileJob job = (*jobs)[(*next)++];
         co_await slots.acquire();
+        if (runPtr->progress.state == EntryState::Queued) runPtr->progress.state = EntryState::Downloading;
         auto result = co_await fetchFile(runPtr, layout, commit, job);
         slots.release();
         if (!result) errors->push_back(job.path + ": " + result.error().message);
@@ -174,7 +155,7 @@ net::awaitable<void> Engine::Impl::warmOnce(std::shared_ptr<Run> runPtr) {
             log->warn("cannot write CACHEDIR.TAG reason=\"{}\"", tagged.error().message);
     }
 
-    run.progress.state = EntryState::Downloading;
+    run.progress.state = EntryState::Queued;  // until a file of it takes a slot
     std::size_t next = 0;
     std::vector<std::string> fileErrors;
     WaitGroup group(executor);

@@ -614,7 +614,12 @@ class Case:
         equal(env_offline.returncode, 0, "exit code with HF_HUB_OFFLINE=1 on a warm cache\n" + describe(env_offline))
         equal(empty.returncode, 1, "exit code of --offline on an empty cache\n" + describe(empty))
         row = summary_row(empty, "gpt2")
-        check(row and " ready " not in row, f"offline summary row of gpt2 on an empty cache: {row!r}")
+        check(row and " missing " in row, f"offline summary row of gpt2 on an empty cache: {row!r}")
+        # The summary line of `hfwarmctl status`, in the same state names.
+        check("\n3 entries: 2 ready, 0 failed, 1 missing; 1 optional not ready; offline: read from " in warm.stdout,
+              "offline summary line on a warm cache\n" + describe(warm))
+        check("\n3 entries: 0 ready, 0 failed, 3 missing; 1 optional not ready; offline: read from " in empty.stdout,
+              "offline summary line on an empty cache\n" + describe(empty))
 
     def test_bad_manifest(self):
         manifest = self.warm.manifest("gpt2\n# a comment\n\n  microsoft/phi-2 inclde:*.json\n")

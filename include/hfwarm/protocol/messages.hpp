@@ -41,12 +41,15 @@ inline constexpr std::string_view entry = "entry";
 inline constexpr std::string_view totals = "totals";
 }  // namespace notification
 
-enum class EntryState { Pending, Resolving, Downloading, Ready, Failed, Paused, Offline, Unknown };
+// The states of docs/protocol.md "States": one vocabulary for status, wait, notifications and --once.
+enum class EntryState { Queued, Resolving, Downloading, Ready, Failed, Missing, Paused, Unknown };
 
 // The form of EntryStatus::lastChecked: ISO 8601 UTC to the second, "2026-01-31T12:00:00Z".
 std::string formatTimestamp(std::chrono::system_clock::time_point time);
 
-// "pending", "resolving", ...; "unknown" is only what a client shows for a state it does not know.
+// "queued", "resolving", ...; "unknown" is only what a client shows for a state it does not know.
+// parseState also reads the names of protocol 1 daemons before the vocabulary was settled:
+// "pending" is queued and "offline" (cached, not checked against the Hub) is ready.
 std::string_view stateName(EntryState state);
 EntryState parseState(std::string_view name);
 
@@ -55,7 +58,7 @@ struct EntryStatus {
     std::string type = "model";         // "model", "dataset", "space"
     std::string revision = "main";      // as the manifest asks
     std::optional<std::string> commit;  // 40 hex once resolved
-    EntryState state = EntryState::Pending;
+    EntryState state = EntryState::Queued;
     bool optional = false;
     std::uint64_t filesDone = 0;
     std::uint64_t filesTotal = 0;

@@ -28,15 +28,15 @@
 
 namespace hfwarm::transfer {
 
-enum class EntryState { Pending, Resolving, Downloading, Ready, Failed, Paused, Offline };
-
-// "pending", "resolving", "downloading", "ready", "failed", "paused", "offline"
-std::string_view stateName(EntryState state);
+// Queued: no file of the entry has started (not warmed yet, or listed and waiting for a file
+// slot); Resolving: listing the repo; Downloading: a file of it has taken a slot. The daemon shows
+// these in the vocabulary of docs/protocol.md (status_view.cpp).
+enum class EntryState { Queued, Resolving, Downloading, Ready, Failed };
 
 // What the engine knows of one entry; the daemon's status and the --once display read it.
 struct EntryProgress {
     manifest::Entry entry;
-    EntryState state = EntryState::Pending;
+    EntryState state = EntryState::Queued;
     std::optional<std::string> commit;
     std::uint64_t filesDone = 0;
     std::uint64_t filesTotal = 0;
@@ -83,7 +83,7 @@ class Engine {
     // Replaces the entries (a reload), reconciled by key (RepoRef): an entry that stays keeps its
     // progress and state, and one whose selections changed is planned again (at once when it is
     // warming); a removed entry's warm stops taking files and writes no ref, keeping its partial
-    // files for resume; a new entry is pending.
+    // files for resume; a new entry is queued.
     void setEntries(const std::vector<manifest::Entry>& entries);
 
     // Warms every entry concurrently and returns when each is Ready or Failed.
