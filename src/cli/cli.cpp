@@ -100,6 +100,18 @@ class Session {
         return std::move(*response.result);
     }
 
+    // A request whose failure changes nothing for the command (an older daemon without the
+    // method): true when it succeeded; prints nothing either way.
+    bool callQuietly(const std::string& method, const json& params) {
+        if (!client_) return false;
+        auto reply = client_->call(method, params, kCallTimeout);
+        if (std::holds_alternative<CallFailure>(reply)) {
+            client_.reset();
+            return false;
+        }
+        return !std::get<protocol::Response>(reply).error;
+    }
+
     // Prints the raw result for --json; true when it did.
     bool printJson(const json& result) {
         if (!json_) return false;
@@ -173,6 +185,7 @@ int runWait(Session& session, double timeoutSeconds, const std::vector<std::stri
     // `hfwarmd & hfwarmctl wait` must not lose the race against the daemon binding its socket, nor
     // fail while a daemon restarts: an unreachable daemon is retried for a grace period.
     std::optional<std::chrono::steady_clock::time_point> unreachableSince;
+    bool promoted = false;
     for (;;) {
         auto reply = session.call(std::string(protocol::method::status), json::object(), kCallTimeout, true);
         if (auto* code = std::get_if<int>(&reply)) {
@@ -190,6 +203,15 @@ int runWait(Session& session, double timeoutSeconds, const std::vector<std::stri
         unreachableSince.reset();
         auto status = std::get<json>(reply).get<protocol::StatusResult>();
         auto state = evaluateWait(status, repos);
+        if (!promoted && !repos.empty()) {
+            // The named entries go to the front of the daemon's queue, once.
+            protocol::PromoteParams promote;
+            for (const auto* entry : state.watched)
+                if (!isDone(*entry)) promote.repos.push_back(entry->display());
+            if (!promote.repos.empty())
+                session.callQuietly(std::string(protocol::method::promote), json(promote));
+            promoted = true;
+        }
         if (state.verdict == WaitVerdict::Ready) {
             clearBar();
             if (!session.printJson(std::get<json>(reply))) context.out << watchedSummary(state) << '\n';

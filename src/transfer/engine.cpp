@@ -56,7 +56,7 @@ net::awaitable<void> Engine::Impl::fileWorker(std::shared_ptr<Run> runPtr, cache
                                               std::size_t* next, std::vector<std::string>* errors) {
     while (*next < jobs->size() && !runPtr->removed) {
         const FileJob job = (*jobs)[(*next)++];
-        co_await slots.acquire();
+        co_await slots.acquire(std::shared_ptr<const QueueRank>(runPtr, &runPtr->rank));
         if (runPtr->progress.state == EntryState::Queued) runPtr->progress.state = EntryState::Downloading;
         auto result = co_await fetchFile(runPtr, layout, commit, job);
         slots.release();
@@ -90,7 +90,10 @@ net::awaitable<void> Engine::Impl::warmRun(std::shared_ptr<Run> runPtr) {
     run.running = true;
     struct Done {
         Run& run;
-        ~Done() { run.running = false; }
+        ~Done() {
+            run.running = false;
+            run.rank.promotion = 0;  // a promotion lasts one warm
+        }
     } done{run};
     do {
         run.replan = false;
@@ -241,6 +244,7 @@ void Engine::setEntries(const std::vector<manifest::Entry>& entries) {
             // Same selections: keep everything, take the new lines' places for messages.
             run->progress.entry = entry;
         }
+        run->rank.place = next.size();
         byKey.emplace(entry.repo, run);
         next.push_back(std::move(run));
     }
@@ -254,6 +258,13 @@ net::awaitable<void> Engine::warm(manifest::RepoRef key) {
     auto run = impl_->find(key);
     if (!run) co_return;
     co_await impl_->warmRun(run);
+}
+
+bool Engine::promote(const manifest::RepoRef& key) {
+    auto run = impl_->find(key);
+    if (!run) return false;
+    run->rank.promotion = ++impl_->promotions;
+    return true;
 }
 
 std::optional<EntryProgress> Engine::progress(const manifest::RepoRef& key) const {

@@ -22,6 +22,7 @@ namespace method {
 inline constexpr std::string_view status = "status";
 inline constexpr std::string_view lookup = "lookup";
 inline constexpr std::string_view sync = "sync";
+inline constexpr std::string_view promote = "promote";
 inline constexpr std::string_view reload = "reload";
 inline constexpr std::string_view pause = "pause";
 inline constexpr std::string_view resume = "resume";
@@ -123,6 +124,11 @@ struct SyncParams {
     std::optional<std::string> repo;  // all entries when absent
 };
 
+// `promote`: the entries named as EntryStatus::display() names them.
+struct PromoteParams {
+    std::vector<std::string> repos;
+};
+
 struct PruneParams {
     bool apply = false;
 };
@@ -176,6 +182,8 @@ void to_json(json& j, const VersionResult& v);
 void from_json(const json& j, VersionResult& v);
 void to_json(json& j, const SyncParams& v);
 void from_json(const json& j, SyncParams& v);
+void to_json(json& j, const PromoteParams& v);
+void from_json(const json& j, PromoteParams& v);
 void to_json(json& j, const PruneParams& v);
 void from_json(const json& j, PruneParams& v);
 void to_json(json& j, const PruneItem& v);
@@ -197,5 +205,6 @@ std::optional<std::string> checkLookupParams(const json& params, LookupParams& o
 std::optional<std::string> checkStatusParams(const json& params, StatusParams& out);
 std::optional<std::string> checkSyncParams(const json& params, SyncParams& out);
 std::optional<std::string> checkPruneParams(const json& params, PruneParams& out);
+std::optional<std::string> checkPromoteParams(const json& params, PromoteParams& out);
 
 }  // namespace hfwarm::protocol

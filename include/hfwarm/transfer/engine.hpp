@@ -93,6 +93,13 @@ class Engine {
     // the wait, so a reload meanwhile neither loses it nor mixes it up with another.
     net::awaitable<void> warm(manifest::RepoRef key);
 
+    // Moves the entry with this key to the front of the queue for file slots (`hfwarmctl wait`, a
+    // `lookup` of a file not cached): its files take the next free slots, ahead of the files of
+    // entries promoted earlier or not at all (those go in manifest order); files already in flight
+    // finish. Returns false when no
+    // entry has this key. The promotion lasts until the end of the entry's current (or next) warm.
+    bool promote(const manifest::RepoRef& key);
+
     // While paused no new request leaves (a transfer already streaming finishes its current
     // response); resume lets the waiting requests go in their order.
     void setPaused(bool paused);
