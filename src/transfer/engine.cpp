@@ -1,6 +1,8 @@
 #include "hfwarm/transfer/engine.hpp"
 
 #include "engine_impl.hpp"
+#include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/scan.hpp"
 #include "hfwarm/cache/tree.hpp"
 #include "hfwarm/cache/write.hpp"
 #include "hfwarm/transfer/plan.hpp"
@@ -101,10 +103,37 @@ net::awaitable<void> Engine::Impl::warmRun(std::shared_ptr<Run> runPtr) {
     } while (run.replan && !run.removed);
 }
 
+// A commit never changes: an entry pinned to one whose snapshot the cache holds complete (with
+// refs/<sha>, and a listing or file list that says which files are expected) needs no request.
+bool Engine::Impl::pinnedSnapshotComplete(Run& run) const {
+    const manifest::Entry& entry = run.progress.entry;
+    if (!cache::isCommitSha(entry.repo.revision)) return false;
+    const cache::EntryScan scan = cache::scanEntry(options.root, entry);
+    const bool shaRef = std::none_of(scan.problems.begin(), scan.problems.end(), [](const cache::Problem& p) {
+        return p.kind == cache::ProblemKind::ShaRefMissing;
+    });
+    if (scan.state != cache::EntryState::Ready || scan.expectedFrom == cache::ExpectedSource::Snapshot ||
+        !shaRef)
+        return false;
+    run.progress.commit = entry.repo.revision;
+    run.progress.filesDone = run.progress.filesTotal = scan.filesExpected;
+    run.progress.bytesDone = scan.bytesPresent;
+    run.progress.bytesTotal = scan.bytesExpected.value_or(scan.bytesPresent);
+    return true;
+}
+
 net::awaitable<void> Engine::Impl::warmOnce(std::shared_ptr<Run> runPtr) {
     Run& run = *runPtr;
     const manifest::Entry entry = run.progress.entry;
     const std::string name = hub::describe(entry.repo);
+    if (pinnedSnapshotComplete(run)) {
+        run.progress.error.clear();
+        run.progress.state = EntryState::Ready;
+        run.progress.lastChecked = std::chrono::system_clock::now();
+        log->info("entry ready repo={} commit={} files={} (pinned commit complete in the cache: no request)",
+                  name, entry.repo.revision, run.progress.filesTotal);
+        co_return;
+    }
     run.progress.state = EntryState::Resolving;
     run.progress.error.clear();
     run.progress.notes.clear();

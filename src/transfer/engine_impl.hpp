@@ -234,6 +234,10 @@ struct Engine::Impl {
     net::awaitable<void> warmRun(std::shared_ptr<Run> runPtr);
 
     net::awaitable<void> warmOnce(std::shared_ptr<Run> runPtr);
+
+    // Whether the entry is pinned to a commit whose snapshot the cache holds complete; if so, fills
+    // its progress from the cache (engine.cpp).
+    bool pinnedSnapshotComplete(Run& run) const;
 };
 
 }  // namespace hfwarm::transfer
