@@ -383,6 +383,8 @@ class Case:
         equal(result.returncode, 1, "hfwarmctl wait with a required absent file\n" + describe(result))
         check(f"test/other failed: {manifest}:3: nope.bin does not exist" in result.stderr,
               f"wait names the failing line: {result.stderr!r}")
+        # wait ends on test/other's failure, which may come while test/small still downloads.
+        d.wait_ready(30, "test/small")
         status = d.status()
         small = d.entry(status, "test/small")
         equal((small["state"], small["files_total"]), ("ready", len(self.small)), "test/small: every file")
