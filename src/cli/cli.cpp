@@ -4,6 +4,7 @@
 #include "hfwarm/cli/env.hpp"
 #include "hfwarm/config/config.hpp"
 #include "hfwarm/manifest/manifest.hpp"
+#include "hfwarm/protocol/summary.hpp"
 #include "hfwarm/util/units.hpp"
 #include "hfwarm_version.h"
 
@@ -59,7 +60,12 @@ std::string formatDuration(double seconds) {
 }
 
 bool isDone(const protocol::EntryStatus& entry) {
-    return entry.state == protocol::EntryState::Ready || entry.state == protocol::EntryState::Offline;
+    return entry.state == protocol::EntryState::Ready;
+}
+
+// Failed, or missing from the cache of a daemon that runs offline: waiting longer changes nothing.
+bool isFinalFailure(const protocol::EntryStatus& entry) {
+    return entry.state == protocol::EntryState::Failed || entry.state == protocol::EntryState::Missing;
 }
 
 // The daemon-facing half of a command: one request, printed errors, exit codes.
@@ -92,6 +98,18 @@ class Session {
             return kExitFailed;
         }
         return std::move(*response.result);
+    }
+
+    // A request whose failure changes nothing for the command (an older daemon without the
+    // method): true when it succeeded; prints nothing either way.
+    bool callQuietly(const std::string& method, const json& params) {
+        if (!client_) return false;
+        auto reply = client_->call(method, params, kCallTimeout);
+        if (std::holds_alternative<CallFailure>(reply)) {
+            client_.reset();
+            return false;
+        }
+        return !std::get<protocol::Response>(reply).error;
     }
 
     // Prints the raw result for --json; true when it did.
@@ -128,10 +146,16 @@ int runStatus(Session& session, const std::string& repo) {
     if (!session.printJson(std::get<json>(reply))) {
         session.context().out << formatStatus(status, std::chrono::system_clock::now());
     }
-    bool failed = std::any_of(status.entries.begin(), status.entries.end(), [](const auto& entry) {
-        return !entry.optional && entry.state == protocol::EntryState::Failed;
-    });
+    bool failed = std::any_of(status.entries.begin(), status.entries.end(),
+                              [](const auto& entry) { return !entry.optional && isFinalFailure(entry); });
     return failed ? kExitFailed : kExitOk;
+}
+
+// The summary line of `status`, over the entries a wait watches.
+std::string watchedSummary(const WaitState& state) {
+    std::vector<protocol::EntryStatus> watched;
+    for (const auto* entry : state.watched) watched.push_back(*entry);
+    return protocol::summaryLine(watched);
 }
 
 void printWaitFailure(std::ostream& err, const WaitState& state) {
@@ -140,9 +164,9 @@ void printWaitFailure(std::ostream& err, const WaitState& state) {
             << " is not in hfwarmd's manifests; check the name or add it to a manifest\n";
     }
     for (const auto* entry : state.watched) {
-        if (entry->state != protocol::EntryState::Failed) continue;
-        err << "hfwarmctl: " << entry->display() << " failed: " << entry->error.value_or("no reason given")
-            << '\n';
+        if (!isFinalFailure(*entry)) continue;
+        err << "hfwarmctl: " << entry->display() << " " << protocol::stateName(entry->state) << ": "
+            << entry->error.value_or("no reason given") << '\n';
     }
 }
 
@@ -161,6 +185,7 @@ int runWait(Session& session, double timeoutSeconds, const std::vector<std::stri
     // `hfwarmd & hfwarmctl wait` must not lose the race against the daemon binding its socket, nor
     // fail while a daemon restarts: an unreachable daemon is retried for a grace period.
     std::optional<std::chrono::steady_clock::time_point> unreachableSince;
+    bool promoted = false;
     for (;;) {
         auto reply = session.call(std::string(protocol::method::status), json::object(), kCallTimeout, true);
         if (auto* code = std::get_if<int>(&reply)) {
@@ -178,18 +203,25 @@ int runWait(Session& session, double timeoutSeconds, const std::vector<std::stri
         unreachableSince.reset();
         auto status = std::get<json>(reply).get<protocol::StatusResult>();
         auto state = evaluateWait(status, repos);
+        if (!promoted && !repos.empty()) {
+            // The named entries go to the front of the daemon's queue, once.
+            protocol::PromoteParams promote;
+            for (const auto* entry : state.watched)
+                if (!isDone(*entry)) promote.repos.push_back(entry->display());
+            if (!promote.repos.empty())
+                session.callQuietly(std::string(protocol::method::promote), json(promote));
+            promoted = true;
+        }
         if (state.verdict == WaitVerdict::Ready) {
             clearBar();
-            if (!session.printJson(std::get<json>(reply))) {
-                context.out << "ready: " << state.watched.size()
-                            << (state.watched.size() == 1 ? " entry" : " entries") << '\n';
-            }
+            if (!session.printJson(std::get<json>(reply))) context.out << watchedSummary(state) << '\n';
             return kExitOk;
         }
         if (state.verdict == WaitVerdict::Failed) {
             clearBar();
             session.printJson(std::get<json>(reply));
             printWaitFailure(context.err, state);
+            if (!state.watched.empty()) context.err << "hfwarmctl: " << watchedSummary(state) << '\n';
             return kExitFailed;
         }
         const auto now = std::chrono::steady_clock::now();
@@ -371,7 +403,7 @@ WaitState evaluateWait(const protocol::StatusResult& status, const std::vector<s
     bool failed = !state.missing.empty();
     bool done = true;
     for (const auto* entry : state.watched) {
-        failed = failed || entry->state == protocol::EntryState::Failed;
+        failed = failed || isFinalFailure(*entry);
         done = done && isDone(*entry);
     }
     state.verdict = failed ? WaitVerdict::Failed : (done ? WaitVerdict::Ready : WaitVerdict::Pending);
@@ -427,9 +459,9 @@ std::string formatStatus(const protocol::StatusResult& status, std::chrono::syst
         text += line + '\n';
     }
     const auto& t = status.totals;
-    text +=
-        fmt::format("{} entries: {} ready, {} failed; {} files of {}; {} of {}", t.entries, t.ready, t.failed,
-                    t.filesDone, t.filesTotal, util::humanBytes(t.bytesDone), util::humanBytes(t.bytesTotal));
+    text += protocol::summaryLine(status.entries) + fmt::format("; {} files of {}; {} of {}", t.filesDone,
+                                                                t.filesTotal, util::humanBytes(t.bytesDone),
+                                                                util::humanBytes(t.bytesTotal));
     if (t.speed >= 1) text += "; " + formatSpeed(t.speed);
     if (status.paused) text += "; paused (hfwarmctl resume to continue)";
     if (status.offline) text += "; offline";

@@ -14,9 +14,9 @@ std::string metricsText(const std::vector<protocol::EntryStatus>& statuses, cons
     };
     add("hfwarm_entries", "gauge", "Manifest entries by state.");
     for (auto state :
-         {protocol::EntryState::Pending, protocol::EntryState::Resolving, protocol::EntryState::Downloading,
-          protocol::EntryState::Ready, protocol::EntryState::Failed, protocol::EntryState::Paused,
-          protocol::EntryState::Offline}) {
+         {protocol::EntryState::Queued, protocol::EntryState::Resolving, protocol::EntryState::Downloading,
+          protocol::EntryState::Ready, protocol::EntryState::Failed, protocol::EntryState::Missing,
+          protocol::EntryState::Paused}) {
         auto count = std::count_if(statuses.begin(), statuses.end(),
                                    [&](const protocol::EntryStatus& s) { return s.state == state; });
         text += fmt::format("hfwarm_entries{{state=\"{}\"}} {}\n", protocol::stateName(state), count);

@@ -1,8 +1,8 @@
 #include "hfwarm/daemon/once.hpp"
 
-#include "hfwarm/cache/scan.hpp"
 #include "hfwarm/daemon/stack.hpp"
 #include "hfwarm/daemon/status_view.hpp"
+#include "hfwarm/protocol/summary.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <iostream>
 
@@ -25,80 +26,41 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Row {
-    std::string repo;
-    std::string state;
-    std::string commit;
-    std::string files;
-    std::string size;
-    std::string note;
-    bool ok = false;
-    bool optional = false;
-};
-
 std::string shortCommit(const std::optional<std::string>& commit) {
     return commit ? commit->substr(0, 12) : std::string("-");
 }
 
-std::string repoLabel(const manifest::Entry& entry) {
-    return entry.repo.display() + (entry.optional() ? " (optional)" : "");
-}
-
-// Prints the rows as an aligned table and the one-line verdict; returns the exit code.
-int printSummary(const std::vector<Row>& rows, const std::string& extra) {
-    std::size_t widths[5] = {4, 5, 6, 5, 4};
-    for (const auto& row : rows) {
-        widths[0] = std::max(widths[0], row.repo.size());
-        widths[1] = std::max(widths[1], row.state.size());
-        widths[2] = std::max(widths[2], row.commit.size());
-        widths[3] = std::max(widths[3], row.files.size());
-        widths[4] = std::max(widths[4], row.size.size());
+// Prints the entries as an aligned table and the summary line that `hfwarmctl status` prints too;
+// returns the exit code: 1 when a required entry is not ready.
+int printSummary(const std::vector<protocol::EntryStatus>& entries, const std::string& extra) {
+    std::vector<std::array<std::string, 6>> rows;
+    rows.push_back({"REPO", "STATE", "COMMIT", "FILES", "SIZE", "NOTE"});
+    bool requiredNotReady = false;
+    for (const auto& s : entries) {
+        rows.push_back({s.display() + (s.optional ? " (optional)" : ""),
+                        std::string(protocol::stateName(s.state)), shortCommit(s.commit),
+                        fmt::format("{}/{}", s.filesDone, s.filesTotal), util::humanBytes(s.bytesTotal),
+                        s.error ? *s.error : (s.notes.empty() ? std::string() : s.notes.front())});
+        requiredNotReady = requiredNotReady || (!s.optional && s.state != protocol::EntryState::Ready);
     }
-    auto line = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d,
-                    const std::string& e, const std::string& f) {
-        std::string text = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}", a, widths[0], b, widths[1],
-                                       c, widths[2], d, widths[3], e, widths[4]);
-        if (!f.empty()) text += "  " + f;
+    std::array<std::size_t, 5> widths{};
+    for (const auto& row : rows)
+        for (std::size_t i = 0; i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    for (const auto& row : rows) {
+        std::string text = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>{}}", row[0], widths[0], row[1],
+                                       widths[1], row[2], widths[2], row[3], widths[3], row[4], widths[4]);
+        if (!row[5].empty()) text += "  " + row[5];
         std::cout << text << '\n';
-    };
-    line("REPO", "STATE", "COMMIT", "FILES", "SIZE", "NOTE");
-    std::size_t ready = 0, failedRequired = 0, failedOptional = 0;
-    for (const auto& row : rows) {
-        line(row.repo, row.state, row.commit, row.files, row.size, row.note);
-        if (row.ok)
-            ++ready;
-        else if (row.optional)
-            ++failedOptional;
-        else
-            ++failedRequired;
     }
-    std::cout << fmt::format("{} entries: {} ready, {} failed, {} optional not ready{}\n", rows.size(), ready,
-                             failedRequired, failedOptional, extra);
+    std::cout << protocol::summaryLine(entries) << extra << '\n';
     std::cout.flush();
-    return failedRequired == 0 ? 0 : 1;
+    return requiredNotReady ? 1 : 0;
 }
 
 int runOffline(const manifest::Manifest& manifest, const std::filesystem::path& root) {
-    std::vector<Row> rows;
-    for (const auto& entry : manifest.entries) {
-        auto scan = cache::scanEntry(root, entry);
-        Row row;
-        row.repo = repoLabel(entry);
-        row.state = std::string(cache::stateName(scan.state));
-        row.commit = shortCommit(scan.commit);
-        row.files = fmt::format("{}/{}", scan.filesPresent, scan.filesExpected);
-        row.size = util::humanBytes(scan.bytesPresent);
-        row.ok = scan.state == cache::EntryState::Ready;
-        row.optional = entry.optional();
-        if (!scan.knownAbsent.empty())
-            row.note = "absent on the Hub: " + scan.knownAbsent.front();
-        else if (!scan.missingFiles.empty())
-            row.note = "missing: " + scan.missingFiles.front();
-        else if (!scan.problems.empty())
-            row.note = scan.problems.front().message;
-        rows.push_back(std::move(row));
-    }
-    return printSummary(rows, fmt::format(" (offline: read from {})", root.string()));
+    std::vector<protocol::EntryStatus> entries;
+    for (const auto& entry : manifest.entries) entries.push_back(offlineStatusOf(entry, root));
+    return printSummary(entries, fmt::format("; offline: read from {}", root.string()));
 }
 
 // One status line, rewritten in place on a terminal.
@@ -188,21 +150,9 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
     if (terminal) std::fprintf(stderr, "\r\033[K");
 
     const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
-    std::vector<Row> rows;
-    for (const auto& p : engine.progress()) {
-        // The same view of an entry as the daemon's status.
-        const protocol::EntryStatus s = statusOf(p, false, 0);
-        Row row;
-        row.repo = s.display() + (s.optional ? " (optional)" : "");
-        row.state = std::string(protocol::stateName(s.state));
-        row.commit = shortCommit(s.commit);
-        row.files = fmt::format("{}/{}", s.filesDone, s.filesTotal);
-        row.size = util::humanBytes(s.bytesTotal);
-        row.note = s.error ? *s.error : (s.notes.empty() ? std::string() : s.notes.front());
-        row.ok = s.state == protocol::EntryState::Ready;
-        row.optional = s.optional;
-        rows.push_back(std::move(row));
-    }
+    // The same view of each entry as the daemon's status.
+    std::vector<protocol::EntryStatus> entries;
+    for (const auto& p : engine.progress()) entries.push_back(statusOf(p, false, 0));
     const auto& counters = engine.counters();
     std::string extra =
         fmt::format("; fetched {} in {:.1f} s ({}/s), {} files downloaded, {} reused",
@@ -210,7 +160,7 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
                     util::humanBytes(static_cast<std::uint64_t>(
                         elapsed > 0 ? static_cast<double>(counters.bytesFetched) / elapsed : 0)),
                     counters.filesDownloaded, counters.filesReused);
-    int code = printSummary(rows, extra);
+    int code = printSummary(entries, extra);
     if (interrupted) exitWithoutTeardown(1);
     return code;
 }

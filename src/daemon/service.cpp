@@ -34,6 +34,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <random>
@@ -123,6 +124,7 @@ class Service final : public server::Handler {
         if (method == m::status) co_return status(request);
         if (method == m::lookup) co_return lookup(request);
         if (method == m::sync) co_return sync(request);
+        if (method == m::promote) co_return promote(request);
         if (method == m::reload) co_return reloadMethod(request);
         if (method == m::pause || method == m::resume) co_return pauseMethod(request, method == m::pause);
         if (method == m::verify) co_return co_await verify(request);
@@ -290,8 +292,7 @@ class Service final : public server::Handler {
         for (auto& s : entryStatuses()) {
             if (repo && s.display() != *repo && s.repo != *repo) continue;
             result.totals.entries += 1;
-            if (s.state == protocol::EntryState::Ready || s.state == protocol::EntryState::Offline)
-                result.totals.ready += 1;
+            if (s.state == protocol::EntryState::Ready) result.totals.ready += 1;
             if (s.state == protocol::EntryState::Failed) result.totals.failed += 1;
             result.totals.filesDone += s.filesDone;
             result.totals.filesTotal += s.filesTotal;
@@ -331,6 +332,9 @@ class Service final : public server::Handler {
         auto found = cache::lookup(root_, *repo, params.file);
         if (!found)
             return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, found.error().message);
+        // A file a client wants and the cache lacks: its entry's files go next.
+        if (found->state == cache::LookupState::Unknown && stack_.engine && stack_.engine->promote(*repo))
+            log_->info("promoted repo={} reason=\"lookup of {}\"", repo->display(), params.file);
         protocol::LookupResult result;
         switch (found->state) {
             case cache::LookupState::Cached:
@@ -367,6 +371,33 @@ class Service final : public server::Handler {
         wake();
         return protocol::makeResult(request.id,
                                     json(protocol::AckResult{fmt::format("checking {} entries now", count)}));
+    }
+
+    // `hfwarmctl wait REPO...`: those entries' files go next, ahead of the other queued files.
+    protocol::Response promote(const protocol::Request& request) {
+        protocol::PromoteParams params;
+        if (auto error = protocol::checkPromoteParams(request.params, params))
+            return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
+        if (!stack_.engine)
+            return protocol::makeError(
+                request.id, protocol::ErrorCode::Unavailable,
+                "hfwarmd runs offline: nothing is downloaded, so nothing can go first");
+        std::vector<manifest::RepoRef> keys;
+        for (const auto& name : params.repos) {
+            auto it = std::find_if(manifest_.entries.begin(), manifest_.entries.end(),
+                                   [&](const manifest::Entry& e) { return e.repo.display() == name; });
+            if (it == manifest_.entries.end())
+                return protocol::makeError(
+                    request.id, protocol::ErrorCode::UnknownRepo,
+                    "'" + name + "' is not in the daemon's manifests (name it as status does)");
+            keys.push_back(it->repo);
+        }
+        for (const auto& key : keys) {
+            stack_.engine->promote(key);
+            log_->info("promoted repo={} reason=\"wait\"", key.display());
+        }
+        return protocol::makeResult(
+            request.id, json(protocol::AckResult{fmt::format("{} entries go first", keys.size())}));
     }
 
     protocol::Response reloadMethod(const protocol::Request& request) {

@@ -6,8 +6,8 @@ namespace hfwarm::daemon {
 
 protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
     switch (state) {
-        case transfer::EntryState::Pending:
-            return paused ? protocol::EntryState::Paused : protocol::EntryState::Pending;
+        case transfer::EntryState::Queued:
+            return paused ? protocol::EntryState::Paused : protocol::EntryState::Queued;
         case transfer::EntryState::Resolving:
             return paused ? protocol::EntryState::Paused : protocol::EntryState::Resolving;
         case transfer::EntryState::Downloading:
@@ -16,12 +16,8 @@ protocol::EntryState protocolState(transfer::EntryState state, bool paused) {
             return protocol::EntryState::Ready;
         case transfer::EntryState::Failed:
             return protocol::EntryState::Failed;
-        case transfer::EntryState::Paused:
-            return protocol::EntryState::Paused;
-        case transfer::EntryState::Offline:
-            return protocol::EntryState::Offline;
     }
-    return protocol::EntryState::Pending;
+    return protocol::EntryState::Unknown;
 }
 
 protocol::EntryStatus statusOf(const transfer::EntryProgress& p, bool paused, double speed) {
@@ -52,14 +48,21 @@ protocol::EntryStatus offlineStatusOf(const manifest::Entry& entry, const std::f
     s.revision = entry.repo.revision;
     s.commit = scan.commit;
     s.state =
-        scan.state == cache::EntryState::Ready ? protocol::EntryState::Offline : protocol::EntryState::Failed;
+        scan.state == cache::EntryState::Ready ? protocol::EntryState::Ready : protocol::EntryState::Missing;
     s.optional = entry.optional();
     s.filesDone = scan.filesPresent;
     s.filesTotal = scan.filesExpected;
     s.bytesDone = scan.bytesPresent;
     s.bytesTotal = scan.bytesExpected.value_or(scan.bytesPresent);
-    if (scan.state != cache::EntryState::Ready)
-        s.error = "not in the cache and offline: " + std::string(cache::stateName(scan.state));
+    if (scan.state == cache::EntryState::Ready) return s;
+    std::string why = "not in the cache";
+    if (!scan.knownAbsent.empty())
+        why = "absent on the Hub: " + scan.knownAbsent.front();
+    else if (!scan.missingFiles.empty())
+        why = "missing: " + scan.missingFiles.front();
+    else if (!scan.problems.empty())
+        why = scan.problems.front().message;
+    s.error = why + "; run hfwarmd without --offline to download it";
     return s;
 }
 

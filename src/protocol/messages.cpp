@@ -52,8 +52,8 @@ json optionalString(const std::optional<std::string>& value) {
     return value ? json(*value) : json(nullptr);
 }
 
-constexpr std::array<std::string_view, 8> kStateNames = {"pending", "resolving", "downloading", "ready",
-                                                         "failed",  "paused",    "offline",     "unknown"};
+constexpr std::array<std::string_view, 8> kStateNames = {"queued", "resolving", "downloading", "ready",
+                                                         "failed", "missing",   "paused",      "unknown"};
 
 // Strict checks share one shape: a member is either absent or of the expected JSON type.
 std::optional<std::string> checkString(const json& params, const char* key, bool required,
@@ -90,6 +90,8 @@ EntryState parseState(std::string_view name) {
     for (std::size_t i = 0; i < kStateNames.size(); ++i) {
         if (kStateNames[i] == name) return static_cast<EntryState>(i);
     }
+    if (name == "pending") return EntryState::Queued;
+    if (name == "offline") return EntryState::Ready;
     return EntryState::Unknown;
 }
 
@@ -234,6 +236,13 @@ void from_json(const json& j, VersionResult& v) {
     read(j, "protocol", v.protocol);
 }
 
+void to_json(json& j, const PromoteParams& v) {
+    j = json{{"repos", v.repos}};
+}
+void from_json(const json& j, PromoteParams& v) {
+    read(j, "repos", v.repos);
+}
+
 void to_json(json& j, const SyncParams& v) {
     j = json::object();
     if (v.repo) j["repo"] = *v.repo;
@@ -324,6 +333,19 @@ std::optional<std::string> checkStatusParams(const json& params, StatusParams& o
 
 std::optional<std::string> checkSyncParams(const json& params, SyncParams& out) {
     return checkString(params, "repo", false, out.repo);
+}
+
+std::optional<std::string> checkPromoteParams(const json& params, PromoteParams& out) {
+    auto it = params.find("repos");
+    const char* expected = "invalid params: \"repos\" is required (an array of one or more repo names)";
+    if (it == params.end() || !it->is_array() || it->empty()) return std::string(expected);
+    for (const auto& item : *it) {
+        if (!item.is_string() || item.get_ref<const std::string&>().empty())
+            return std::string(
+                "invalid params: every item of \"repos\" must be a repo name (a non-empty string)");
+        out.repos.push_back(item.get<std::string>());
+    }
+    return std::nullopt;
 }
 
 std::optional<std::string> checkPruneParams(const json& params, PruneParams& out) {

@@ -36,10 +36,10 @@ using Acceptor = net::local::stream_protocol::acceptor;
 constexpr auto asTuple = net::as_tuple(net::use_awaitable);
 
 // Methods answered by the Handler; anything else that is not version/subscribe is -32601.
-constexpr std::array<std::string_view, 10> kHandlerMethods = {
-    protocol::method::status,  protocol::method::lookup,  protocol::method::sync,   protocol::method::reload,
-    protocol::method::pause,   protocol::method::resume,  protocol::method::verify, protocol::method::prune,
-    protocol::method::metrics, protocol::method::shutdown};
+constexpr std::array<std::string_view, 11> kHandlerMethods = {
+    protocol::method::status, protocol::method::lookup,  protocol::method::sync,    protocol::method::promote,
+    protocol::method::reload, protocol::method::pause,   protocol::method::resume,  protocol::method::verify,
+    protocol::method::prune,  protocol::method::metrics, protocol::method::shutdown};
 
 std::string knownMethods() {
     std::string text;

@@ -1,6 +1,8 @@
 #include "hfwarm/transfer/engine.hpp"
 
 #include "engine_impl.hpp"
+#include "hfwarm/cache/paths.hpp"
+#include "hfwarm/cache/scan.hpp"
 #include "hfwarm/cache/tree.hpp"
 #include "hfwarm/cache/write.hpp"
 #include "hfwarm/transfer/plan.hpp"
@@ -20,26 +22,6 @@ namespace {
 constexpr std::size_t kSyncThreads = 4;
 
 }  // namespace
-
-std::string_view stateName(EntryState state) {
-    switch (state) {
-        case EntryState::Pending:
-            return "pending";
-        case EntryState::Resolving:
-            return "resolving";
-        case EntryState::Downloading:
-            return "downloading";
-        case EntryState::Ready:
-            return "ready";
-        case EntryState::Failed:
-            return "failed";
-        case EntryState::Paused:
-            return "paused";
-        case EntryState::Offline:
-            return "offline";
-    }
-    return "pending";
-}
 
 Engine::Impl::Impl(net::any_io_executor executor, http::Client& client, ratelimit::Limiter& limiter,
                    EngineOptions options)
@@ -76,7 +58,8 @@ net::awaitable<void> Engine::Impl::fileWorker(std::shared_ptr<Run> runPtr, cache
                                               std::size_t* next, std::vector<std::string>* errors) {
     while (*next < jobs->size() && !runPtr->removed) {
         const FileJob job = (*jobs)[(*next)++];
-        co_await slots.acquire();
+        co_await slots.acquire(std::shared_ptr<const QueueRank>(runPtr, &runPtr->rank));
+        if (runPtr->progress.state == EntryState::Queued) runPtr->progress.state = EntryState::Downloading;
         auto result = co_await fetchFile(runPtr, layout, commit, job);
         slots.release();
         if (!result) errors->push_back(job.path + ": " + result.error().message);
@@ -109,7 +92,10 @@ net::awaitable<void> Engine::Impl::warmRun(std::shared_ptr<Run> runPtr) {
     run.running = true;
     struct Done {
         Run& run;
-        ~Done() { run.running = false; }
+        ~Done() {
+            run.running = false;
+            run.rank.promotion = 0;  // a promotion lasts one warm
+        }
     } done{run};
     do {
         run.replan = false;
@@ -117,10 +103,37 @@ net::awaitable<void> Engine::Impl::warmRun(std::shared_ptr<Run> runPtr) {
     } while (run.replan && !run.removed);
 }
 
+// A commit never changes: an entry pinned to one whose snapshot the cache holds complete (with
+// refs/<sha>, and a listing or file list that says which files are expected) needs no request.
+bool Engine::Impl::pinnedSnapshotComplete(Run& run) const {
+    const manifest::Entry& entry = run.progress.entry;
+    if (!cache::isCommitSha(entry.repo.revision)) return false;
+    const cache::EntryScan scan = cache::scanEntry(options.root, entry);
+    const bool shaRef = std::none_of(scan.problems.begin(), scan.problems.end(), [](const cache::Problem& p) {
+        return p.kind == cache::ProblemKind::ShaRefMissing;
+    });
+    if (scan.state != cache::EntryState::Ready || scan.expectedFrom == cache::ExpectedSource::Snapshot ||
+        !shaRef)
+        return false;
+    run.progress.commit = entry.repo.revision;
+    run.progress.filesDone = run.progress.filesTotal = scan.filesExpected;
+    run.progress.bytesDone = scan.bytesPresent;
+    run.progress.bytesTotal = scan.bytesExpected.value_or(scan.bytesPresent);
+    return true;
+}
+
 net::awaitable<void> Engine::Impl::warmOnce(std::shared_ptr<Run> runPtr) {
     Run& run = *runPtr;
     const manifest::Entry entry = run.progress.entry;
     const std::string name = hub::describe(entry.repo);
+    if (pinnedSnapshotComplete(run)) {
+        run.progress.error.clear();
+        run.progress.state = EntryState::Ready;
+        run.progress.lastChecked = std::chrono::system_clock::now();
+        log->info("entry ready repo={} commit={} files={} (pinned commit complete in the cache: no request)",
+                  name, entry.repo.revision, run.progress.filesTotal);
+        co_return;
+    }
     run.progress.state = EntryState::Resolving;
     run.progress.error.clear();
     run.progress.notes.clear();
@@ -174,7 +187,7 @@ net::awaitable<void> Engine::Impl::warmOnce(std::shared_ptr<Run> runPtr) {
             log->warn("cannot write CACHEDIR.TAG reason=\"{}\"", tagged.error().message);
     }
 
-    run.progress.state = EntryState::Downloading;
+    run.progress.state = EntryState::Queued;  // until a file of it takes a slot
     std::size_t next = 0;
     std::vector<std::string> fileErrors;
     WaitGroup group(executor);
@@ -260,6 +273,7 @@ void Engine::setEntries(const std::vector<manifest::Entry>& entries) {
             // Same selections: keep everything, take the new lines' places for messages.
             run->progress.entry = entry;
         }
+        run->rank.place = next.size();
         byKey.emplace(entry.repo, run);
         next.push_back(std::move(run));
     }
@@ -273,6 +287,13 @@ net::awaitable<void> Engine::warm(manifest::RepoRef key) {
     auto run = impl_->find(key);
     if (!run) co_return;
     co_await impl_->warmRun(run);
+}
+
+bool Engine::promote(const manifest::RepoRef& key) {
+    auto run = impl_->find(key);
+    if (!run) return false;
+    run->rank.promotion = ++impl_->promotions;
+    return true;
 }
 
 std::optional<EntryProgress> Engine::progress(const manifest::RepoRef& key) const {

@@ -6,6 +6,7 @@
 
 #include "hfwarm/transfer/engine.hpp"
 
+#include "file_slots.hpp"
 #include "hfwarm/cache/lock.hpp"
 #include "hfwarm/cache/paths.hpp"
 #include "hfwarm/cache/write.hpp"
@@ -37,7 +38,6 @@ namespace hfwarm::transfer {
 using Clock = std::chrono::steady_clock;
 using util::Gate;
 using util::sleepFor;
-using util::Slots;
 using util::WaitGroup;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 
@@ -64,6 +64,7 @@ struct Engine::Impl {
         bool running = false;
         bool replan = false;   // the selections changed while it ran: plan and warm once more
         bool removed = false;  // no longer in the manifests: take no new file, publish no ref
+        QueueRank rank;        // its files take free slots before those of lower ranks (FileSlots)
     };
 
     // One selected file of a listing, ready to fetch.
@@ -110,7 +111,8 @@ struct Engine::Impl {
     http::Client& client;
     ratelimit::Limiter& limiter;
     EngineOptions options;
-    Slots slots;
+    FileSlots slots;
+    std::uint64_t promotions = 0;  // the rank.promotion of the latest promoted entry
     Gate gate;
     Latency latency;
     net::thread_pool hashPool;
@@ -232,6 +234,10 @@ struct Engine::Impl {
     net::awaitable<void> warmRun(std::shared_ptr<Run> runPtr);
 
     net::awaitable<void> warmOnce(std::shared_ptr<Run> runPtr);
+
+    // Whether the entry is pinned to a commit whose snapshot the cache holds complete; if so, fills
+    // its progress from the cache (engine.cpp).
+    bool pinnedSnapshotComplete(Run& run) const;
 };
 
 }  // namespace hfwarm::transfer

@@ -597,6 +597,28 @@ class Case:
         equal([line["target"] for line in log if line["class"] == "resolvers"], [], "resolver requests on a warm cache")
         check(len(log) <= len(repos), f"{len(log)} requests for {len(repos)} repos on a warm cache: {targets}")
 
+    def test_pinned_recheck(self):
+        """The re-check of an entry pinned to a commit whose snapshot is complete sends no request;
+        a branch or tag costs one listing."""
+        repo = "hubsim/refs-model"
+        with self.sim() as sim:
+            pinned = self.commit(sim, "gpt2")
+            gguf_pinned = self.commit(sim, GGUF_REPO)
+            manifest = self.warm.manifest(f"gpt2@{pinned}\n{GGUF_REPO}@{gguf_pinned} gguf:{GGUF_FILE}\n{repo}@v1.0\n")
+            first = self.warm.run(sim, manifest, self.cache())
+            equal(first.returncode, 0, "exit code of the first run\n" + describe(first))
+            mark = len(sim.log())
+            second = self.warm.run(sim, manifest, self.cache())
+            equal(second.returncode, 0, "exit code of the re-check\n" + describe(second))
+            log = sim.log()[mark:]
+            check_repo(self.cache(), "gpt2", pinned, self.files("gpt2"), revision=pinned)
+        targets = [line["target"] for line in log]
+        equal(len(log), 1, f"requests of the re-check (one listing for {repo}@v1.0): {targets}")
+        check(repo in targets[0] and "v1.0" in targets[0], f"the one request lists {repo}@v1.0: {targets}")
+        for name in (f"gpt2@{pinned}", f"{GGUF_REPO}@{gguf_pinned}", f"{repo}@v1.0"):
+            row = summary_row(second, name)
+            check(row and " ready " in row, f"re-check summary row of {name}: {row!r}\n" + describe(second))
+
     def test_offline(self):
         manifest = self.warm.manifest(f"gpt2\n{GGUF_REPO} gguf:{GGUF_FILE}\ndslim/bert-base-NER optional\n")
         with self.sim() as sim:
@@ -614,7 +636,12 @@ class Case:
         equal(env_offline.returncode, 0, "exit code with HF_HUB_OFFLINE=1 on a warm cache\n" + describe(env_offline))
         equal(empty.returncode, 1, "exit code of --offline on an empty cache\n" + describe(empty))
         row = summary_row(empty, "gpt2")
-        check(row and " ready " not in row, f"offline summary row of gpt2 on an empty cache: {row!r}")
+        check(row and " missing " in row, f"offline summary row of gpt2 on an empty cache: {row!r}")
+        # The summary line of `hfwarmctl status`, in the same state names.
+        check("\n3 entries: 2 ready, 0 failed, 1 missing; 1 optional not ready; offline: read from " in warm.stdout,
+              "offline summary line on a warm cache\n" + describe(warm))
+        check("\n3 entries: 0 ready, 0 failed, 3 missing; 1 optional not ready; offline: read from " in empty.stdout,
+              "offline summary line on an empty cache\n" + describe(empty))
 
     def test_bad_manifest(self):
         manifest = self.warm.manifest("gpt2\n# a comment\n\n  microsoft/phi-2 inclde:*.json\n")

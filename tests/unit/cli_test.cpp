@@ -292,6 +292,7 @@ TEST_CASE("status prints the table with every column and exits 1 when a required
     CHECK(outcome.out.find("2/2") != std::string::npos);
     CHECK(outcome.out.find("HTTP 404 on config.json") != std::string::npos);
     CHECK(outcome.out.find("d ago") != std::string::npos);
+    CHECK(outcome.out.find("\n2 entries: 1 ready, 1 failed; ") != std::string::npos);
 
     auto raw = runCli({"--socket", daemon.socket(), "--json", "status"});
     auto parsed = json::parse(raw.out, nullptr, false);
@@ -310,7 +311,7 @@ TEST_CASE("wait returns 0 once every required entry is ready, ignoring optional 
                        statusOf({entry("gpt2", protocol::EntryState::Ready), optionalFailure})});
     auto outcome = runCli({"--socket", daemon.socket(), "wait", "--timeout", "10"});
     CHECK(outcome.code == 0);
-    CHECK(outcome.out.find("ready") != std::string::npos);
+    CHECK(outcome.out == "1 entry: 1 ready, 0 failed\n");
     CHECK(daemon.statusCalls() == 3);
 }
 
@@ -409,9 +410,13 @@ TEST_CASE("a REPO argument matches by id, type prefix and revision") {
     CHECK_FALSE(cli::matchesRepo(e, "org/dat"));
 }
 
-TEST_CASE("wait's verdict counts offline entries as ready and any required failure as failed") {
+TEST_CASE("wait's verdict: ready when all are, failed on any required failure or missing entry") {
+    auto offline =
+        statusOf({entry("a", protocol::EntryState::Ready), entry("m", protocol::EntryState::Missing)});
+    CHECK(cli::evaluateWait(offline, {"a"}).verdict == cli::WaitVerdict::Ready);
+    CHECK(cli::evaluateWait(offline, {}).verdict == cli::WaitVerdict::Failed);
     auto status =
-        statusOf({entry("a", protocol::EntryState::Ready), entry("b", protocol::EntryState::Offline)});
+        statusOf({entry("a", protocol::EntryState::Ready), entry("b", protocol::EntryState::Ready)});
     CHECK(cli::evaluateWait(status, {}).verdict == cli::WaitVerdict::Ready);
     status.entries.push_back(entry("c", protocol::EntryState::Resolving));
     CHECK(cli::evaluateWait(status, {}).verdict == cli::WaitVerdict::Pending);

@@ -1,5 +1,6 @@
 #include "hfwarm/protocol/jsonrpc.hpp"
 #include "hfwarm/protocol/messages.hpp"
+#include "hfwarm/protocol/summary.hpp"
 
 #include <doctest/doctest.h>
 
@@ -208,11 +209,36 @@ TEST_CASE("a status result has entries, totals and limits") {
 }
 
 TEST_CASE("every entry state has a name that parses back") {
-    for (auto state : {EntryState::Pending, EntryState::Resolving, EntryState::Downloading, EntryState::Ready,
-                       EntryState::Failed, EntryState::Paused, EntryState::Offline}) {
+    for (auto state : {EntryState::Queued, EntryState::Resolving, EntryState::Downloading, EntryState::Ready,
+                       EntryState::Failed, EntryState::Missing, EntryState::Paused}) {
         CHECK(parseState(stateName(state)) == state);
     }
+    CHECK(stateName(EntryState::Queued) == "queued");
+    CHECK(stateName(EntryState::Missing) == "missing");
     CHECK(parseState("hibernating") == EntryState::Unknown);
+}
+
+TEST_CASE("the names of older protocol 1 daemons read as the states that replaced them") {
+    CHECK(parseState("pending") == EntryState::Queued);
+    CHECK(parseState("offline") == EntryState::Ready);
+}
+
+TEST_CASE("the summary line counts entries per state and the optional ones not ready") {
+    auto entry = [](EntryState state, bool optional = false) {
+        EntryStatus s;
+        s.state = state;
+        s.optional = optional;
+        return s;
+    };
+    CHECK(summaryLine({}) == "0 entries: 0 ready, 0 failed");
+    CHECK(summaryLine({entry(EntryState::Ready)}) == "1 entry: 1 ready, 0 failed");
+    std::vector<EntryStatus> cache(13, entry(EntryState::Ready));
+    cache.push_back(entry(EntryState::Failed));
+    cache.push_back(entry(EntryState::Failed, true));
+    CHECK(summaryLine(cache) == "15 entries: 13 ready, 2 failed; 1 optional not ready");
+    CHECK(summaryLine({entry(EntryState::Downloading), entry(EntryState::Queued), entry(EntryState::Queued),
+                       entry(EntryState::Missing, true), entry(EntryState::Paused)}) ==
+          "5 entries: 0 ready, 0 failed, 1 missing, 2 queued, 1 downloading, 1 paused; 1 optional not ready");
 }
 
 TEST_CASE("lookup and version results have the fixed shapes") {

@@ -1,8 +1,13 @@
 #include "hfwarm/transfer/plan.hpp"
 
+#include "../../src/transfer/file_slots.hpp"
+
 #include <doctest/doctest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -163,4 +168,42 @@ TEST_CASE("a bad name from the server is refused when selected and marks the lis
     REQUIRE(selected.refused.size() == 1);
     CHECK(selected.refused[0].find("escape.txt") != std::string::npos);
     CHECK(selected.files.size() == 8);
+}
+
+TEST_CASE("file slots go to promoted entries first (the latest first), then in manifest order") {
+    net::io_context io;
+    transfer::FileSlots slots(io.get_executor(), 1);
+    std::vector<std::string> order;
+    auto rethrow = [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    };
+    // Entries at manifest places 0..3; each file records when it gets the slot, then frees it.
+    std::vector<std::shared_ptr<transfer::QueueRank>> ranks;
+    for (std::size_t place = 0; place < 4; ++place)
+        ranks.push_back(std::make_shared<transfer::QueueRank>(transfer::QueueRank{0, place}));
+    auto file = [&](std::string name, std::size_t place) -> net::awaitable<void> {
+        co_await slots.acquire(ranks[place]);
+        order.push_back(name);
+        slots.release();
+    };
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            co_await slots.acquire(ranks[0]);  // a file in flight: it is never interrupted
+            order.push_back("in flight");
+            // Queued in an order unlike the manifest's, as listings finish in any order.
+            net::co_spawn(io, file("d", 3), rethrow);
+            net::co_spawn(io, file("b", 1), rethrow);
+            net::co_spawn(io, file("c1", 2), rethrow);
+            net::co_spawn(io, file("a", 0), rethrow);
+            net::co_spawn(io, file("c2", 2), rethrow);
+            co_await net::post(io, net::use_awaitable);  // let them all queue
+            // Promotions while they wait: d, then c; the later promotion goes first.
+            ranks[3]->promotion = 1;
+            ranks[2]->promotion = 2;
+            slots.release();
+        },
+        rethrow);
+    io.run();
+    CHECK(order == std::vector<std::string>{"in flight", "c1", "c2", "d", "a", "b"});
 }

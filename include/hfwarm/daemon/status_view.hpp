@@ -16,7 +16,7 @@ protocol::EntryState protocolState(transfer::EntryState state, bool paused);
 // An entry as the engine knows it; `speed` in bytes per second.
 protocol::EntryStatus statusOf(const transfer::EntryProgress& progress, bool paused, double speed);
 
-// An entry as the cache alone shows it: offline when complete, else failed with the reason.
+// An entry as the cache alone shows it: ready when complete, else missing with the reason.
 protocol::EntryStatus offlineStatusOf(const manifest::Entry& entry, const std::filesystem::path& root);
 
 }  // namespace hfwarm::daemon

@@ -22,6 +22,7 @@ namespace method {
 inline constexpr std::string_view status = "status";
 inline constexpr std::string_view lookup = "lookup";
 inline constexpr std::string_view sync = "sync";
+inline constexpr std::string_view promote = "promote";
 inline constexpr std::string_view reload = "reload";
 inline constexpr std::string_view pause = "pause";
 inline constexpr std::string_view resume = "resume";
@@ -41,12 +42,15 @@ inline constexpr std::string_view entry = "entry";
 inline constexpr std::string_view totals = "totals";
 }  // namespace notification
 
-enum class EntryState { Pending, Resolving, Downloading, Ready, Failed, Paused, Offline, Unknown };
+// The states of docs/protocol.md "States": one vocabulary for status, wait, notifications and --once.
+enum class EntryState { Queued, Resolving, Downloading, Ready, Failed, Missing, Paused, Unknown };
 
 // The form of EntryStatus::lastChecked: ISO 8601 UTC to the second, "2026-01-31T12:00:00Z".
 std::string formatTimestamp(std::chrono::system_clock::time_point time);
 
-// "pending", "resolving", ...; "unknown" is only what a client shows for a state it does not know.
+// "queued", "resolving", ...; "unknown" is only what a client shows for a state it does not know.
+// parseState also reads the names of protocol 1 daemons before the vocabulary was settled:
+// "pending" is queued and "offline" (cached, not checked against the Hub) is ready.
 std::string_view stateName(EntryState state);
 EntryState parseState(std::string_view name);
 
@@ -55,7 +59,7 @@ struct EntryStatus {
     std::string type = "model";         // "model", "dataset", "space"
     std::string revision = "main";      // as the manifest asks
     std::optional<std::string> commit;  // 40 hex once resolved
-    EntryState state = EntryState::Pending;
+    EntryState state = EntryState::Queued;
     bool optional = false;
     std::uint64_t filesDone = 0;
     std::uint64_t filesTotal = 0;
@@ -120,6 +124,11 @@ struct SyncParams {
     std::optional<std::string> repo;  // all entries when absent
 };
 
+// `promote`: the entries named as EntryStatus::display() names them.
+struct PromoteParams {
+    std::vector<std::string> repos;
+};
+
 struct PruneParams {
     bool apply = false;
 };
@@ -173,6 +182,8 @@ void to_json(json& j, const VersionResult& v);
 void from_json(const json& j, VersionResult& v);
 void to_json(json& j, const SyncParams& v);
 void from_json(const json& j, SyncParams& v);
+void to_json(json& j, const PromoteParams& v);
+void from_json(const json& j, PromoteParams& v);
 void to_json(json& j, const PruneParams& v);
 void from_json(const json& j, PruneParams& v);
 void to_json(json& j, const PruneItem& v);
@@ -194,5 +205,6 @@ std::optional<std::string> checkLookupParams(const json& params, LookupParams& o
 std::optional<std::string> checkStatusParams(const json& params, StatusParams& out);
 std::optional<std::string> checkSyncParams(const json& params, SyncParams& out);
 std::optional<std::string> checkPruneParams(const json& params, PruneParams& out);
+std::optional<std::string> checkPromoteParams(const json& params, PromoteParams& out);
 
 }  // namespace hfwarm::protocol

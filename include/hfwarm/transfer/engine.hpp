@@ -28,15 +28,15 @@
 
 namespace hfwarm::transfer {
 
-enum class EntryState { Pending, Resolving, Downloading, Ready, Failed, Paused, Offline };
-
-// "pending", "resolving", "downloading", "ready", "failed", "paused", "offline"
-std::string_view stateName(EntryState state);
+// Queued: no file of the entry has started (not warmed yet, or listed and waiting for a file
+// slot); Resolving: listing the repo; Downloading: a file of it has taken a slot. The daemon shows
+// these in the vocabulary of docs/protocol.md (status_view.cpp).
+enum class EntryState { Queued, Resolving, Downloading, Ready, Failed };
 
 // What the engine knows of one entry; the daemon's status and the --once display read it.
 struct EntryProgress {
     manifest::Entry entry;
-    EntryState state = EntryState::Pending;
+    EntryState state = EntryState::Queued;
     std::optional<std::string> commit;
     std::uint64_t filesDone = 0;
     std::uint64_t filesTotal = 0;
@@ -83,7 +83,7 @@ class Engine {
     // Replaces the entries (a reload), reconciled by key (RepoRef): an entry that stays keeps its
     // progress and state, and one whose selections changed is planned again (at once when it is
     // warming); a removed entry's warm stops taking files and writes no ref, keeping its partial
-    // files for resume; a new entry is pending.
+    // files for resume; a new entry is queued.
     void setEntries(const std::vector<manifest::Entry>& entries);
 
     // Warms every entry concurrently and returns when each is Ready or Failed.
@@ -92,6 +92,13 @@ class Engine {
     // Warms the entry with this key; nothing when there is none. The entry is held by key across
     // the wait, so a reload meanwhile neither loses it nor mixes it up with another.
     net::awaitable<void> warm(manifest::RepoRef key);
+
+    // Moves the entry with this key to the front of the queue for file slots (`hfwarmctl wait`, a
+    // `lookup` of a file not cached): its files take the next free slots, ahead of the files of
+    // entries promoted earlier or not at all (those go in manifest order); files already in flight
+    // finish. Returns false when no
+    // entry has this key. The promotion lasts until the end of the entry's current (or next) warm.
+    bool promote(const manifest::RepoRef& key);
 
     // While paused no new request leaves (a transfer already streaming finishes its current
     // response); resume lets the waiting requests go in their order.
