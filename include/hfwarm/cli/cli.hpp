@@ -42,6 +42,12 @@ int run(const std::vector<std::string>& args, Context& context);
 // Whether a REPO argument ("org/name", "datasets/org/name", "org/name@rev") names `entry`.
 bool matchesRepo(const protocol::EntryStatus& entry, std::string_view name);
 
+// Ready: nothing more to wait for.
+bool isDone(const protocol::EntryStatus& entry);
+
+// Failed, or missing from the cache of a daemon that runs offline: waiting longer changes nothing.
+bool isFinalFailure(const protocol::EntryStatus& entry);
+
 enum class WaitVerdict { Pending, Ready, Failed };
 
 struct WaitState {
