@@ -125,6 +125,7 @@ struct Engine::Impl {
         return it == byKey.end() ? nullptr : it->second;
     }
     Counters counters;
+    std::size_t segmentedFiles = 0;  // parallel downloads in flight: they share the host's connections
 
     Result<void> truncate(int fd, const FileJob& job);
 
@@ -196,11 +197,8 @@ struct Engine::Impl {
     // The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
     static net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window);
 
-    // Adds connections to a parallel download while they bring speed. Where a CDN caps each
-    // connection (the reason for parallel ranges), twice the connections bring about twice the
-    // rate; where the link, the disk or the CPU is the limit, more connections bring only their
-    // cost. Starts with kMinConnections and doubles while the rate grows by at least kGainShare of
-    // the share added; connections added in vain finish their piece and stop.
+    // Opens more connections for a parallel download when its connections are capped
+    // (connection_policy.hpp), up to the file's share of the host; stops them if they bring nothing.
     net::awaitable<void> tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
                                      Pieces* pieces, WaitGroup* group, std::size_t count, std::size_t most);
 

@@ -2,6 +2,7 @@
 #include "hfwarm/cache/safe_io.hpp"
 
 #include "hfwarm/cache/write.hpp"
+#include "hfwarm/transfer/connection_policy.hpp"
 #include "hfwarm/util/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -150,7 +151,7 @@ net::awaitable<Result<void>> Engine::Impl::fetchFile(std::shared_ptr<Run> runPtr
 
     const std::string url = hub::resolveUrl(options.endpoint, repo.type, repo.id, commit, job.path);
     const auto stateFile = segmentStatePath(*lockPath);
-    bool segmented = options.segments > 1 && job.size >= options.segmentMinSize;
+    bool segmented = useSegments(job.size, options.segmentMinSize, options.segments);
     unsigned attempts = 0;
     while (true) {
         if (segmented) {

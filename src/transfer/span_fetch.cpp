@@ -1,5 +1,6 @@
 #include "engine_impl.hpp"
 
+#include "hfwarm/transfer/connection_policy.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <sys/stat.h>
@@ -147,21 +148,19 @@ net::awaitable<Engine::Impl::SpanResult> Engine::Impl::transferSpan(Run& run, co
         http::Request request;
         const bool direct = directUrl != nullptr && !directUrl->empty();
         request.url = direct ? *directUrl : url;
-        if (span.pos > 0 || span.end < job.size) {
-            std::string range = "bytes=" + std::to_string(span.pos) + "-";
-            if (span.end < job.size) range += std::to_string(span.end - 1);
-            request.headers.set("Range", range);
-        }
+        // Large files go in ranges of at most kMaxRequest, even on one connection.
+        if (auto range = requestRange(span.pos, span.end, job.size))
+            request.headers.set("Range",
+                                "bytes=" + std::to_string(range->first) + "-" + std::to_string(range->last));
         BlobSink sink(*this, run, job, fd, span);
         auto result = co_await client.stream(request, {http::RedirectPolicy::All, {}, {}}, sink);
         if (directUrl != nullptr && !direct && sink.response() && sink.response()->crossedHost &&
             sink.response()->status == 206)
             *directUrl = sink.response()->finalUrl;
         if (result) {
-            if (span.pos < span.end && !span.hasher) {
-                // A segment's body ended early without an error: ask for the rest.
-                continue;
-            }
+            // The next range of a large file, or the rest of a segment whose body ended early
+            // without an error. A whole-file body that ended early is caught by its hash.
+            if (span.pos < span.end && (!span.hasher || span.pos > startedAt)) continue;
             break;
         }
 
