@@ -10,7 +10,8 @@ std::optional<double> judgedRate(const ConnectionSample& sample) {
 }
 
 std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::size_t current,
-                              std::size_t share) {
+                              std::size_t share, double busy) {
+    if (busy >= kBusyShare) return current;
     std::optional<double> fastest;
     for (const auto& sample : samples)
         if (auto rate = judgedRate(sample)) fastest = std::max(fastest.value_or(0.0), *rate);

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 namespace hfwarm::transfer {
 
@@ -28,6 +29,13 @@ constexpr std::chrono::milliseconds kTuneWindow{250};
 constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
+
+// The CPU time this thread has used.
+std::chrono::nanoseconds threadCpuTime() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -199,8 +207,15 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     };
     std::vector<std::optional<FirstByte>> first(most);
     std::vector<ConnectionSample> samples;
+    // The CPU time of the event loop (this thread) from the download's first byte.
+    std::optional<std::pair<Clock::time_point, std::chrono::nanoseconds>> loopFrom;
     while (count < most && !pieces->finished()) {
         const auto now = Clock::now();
+        if (!loopFrom && pieces->bytes() > 0) loopFrom.emplace(now, threadCpuTime());
+        const double busy = loopFrom && now > loopFrom->first
+                                ? std::chrono::duration<double>(threadCpuTime() - loopFrom->second).count() /
+                                      std::chrono::duration<double>(now - loopFrom->first).count()
+                                : 0.0;
         samples.clear();
         for (std::size_t i = 0; i < count; ++i) {
             const std::uint64_t got = pieces->receivedBy(i);
@@ -209,7 +224,7 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
         }
         const std::size_t share = std::min(
             most, hostShare(client.options().connectionsPerHost, segmentedFiles, options.segments, job.size));
-        const std::size_t wanted = wantedConnections(samples, count, share);
+        const std::size_t wanted = wantedConnections(samples, count, share, busy);
         if (wanted <= count) {
             co_await sleepFor(kTunePoll);
             continue;
@@ -220,8 +235,9 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
         auto after = co_await measureRate(pieces, kTuneWindow);
         if (!after) co_return;
         const bool kept = keepAdded(before, *after, count, wanted - count);
-        log->debug("connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} kept={}", job.path,
-                   count, wanted, before, *after, kept);
+        log->debug(
+            "connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} loop_busy={:.2f} kept={}",
+            job.path, count, wanted, before, *after, busy, kept);
         if (!kept) {
             for (std::size_t i = count; i < wanted; ++i) pieces->stop[i] = true;
             co_return;

@@ -20,11 +20,12 @@ std::vector<ConnectionSample> connections(std::size_t count, double rate, std::c
 }
 
 // Plays a download whose connections are each capped at `rate`, polled every 10 ms from the
-// first byte: the count of connections the policy asks for at each step, until `until`.
-std::size_t countAfter(double rate, std::size_t share, std::chrono::milliseconds until) {
+// first byte, with the event loop `busy` of the time: the count of connections the policy asks for at each
+// step, until `until`.
+std::size_t countAfter(double rate, std::size_t share, std::chrono::milliseconds until, double busy = 0.1) {
     std::size_t count = kMinConnections;
     for (auto t = 0ms; t <= until; t += 10ms)
-        count = wantedConnections(connections(count, rate, t), count, share);
+        count = wantedConnections(connections(count, rate, t), count, share, busy);
     return count;
 }
 
@@ -43,10 +44,14 @@ TEST_CASE("an uncapped link stays on two connections") {
     CHECK(countAfter(400.0 * MiB, 8, 5000ms) == kMinConnections);
     CHECK(countAfter(kCappedRate * 1.01, 8, 5000ms) == kMinConnections);
     CHECK(countAfter(kCappedRate * 0.99, 8, 5000ms) == 8);
+    // Slow connections on a busy event loop: the CPU is the limit, more connections would share it.
+    CHECK(countAfter(30.0 * MiB, 8, 5000ms, 0.95) == kMinConnections);
+    CHECK(countAfter(30.0 * MiB, 8, 5000ms, kBusyShare) == kMinConnections);
+    CHECK(countAfter(30.0 * MiB, 8, 5000ms, kBusyShare - 0.01) == 8);
     // One slow starter next to a fast connection does not open more.
     std::vector<ConnectionSample> mixed = connections(1, 400.0 * MiB, 200ms);
     mixed.push_back(connections(1, 10.0 * MiB, 200ms).front());
-    CHECK(wantedConnections(mixed, 2, 8) == 2);
+    CHECK(wantedConnections(mixed, 2, 8, 0.1) == 2);
 }
 
 TEST_CASE("a connection is judged from its probe of bytes and time") {
@@ -55,9 +60,9 @@ TEST_CASE("a connection is judged from its probe of bytes and time") {
     auto rate = judgedRate({kProbeBytes, kProbeTime});
     REQUIRE(rate);
     CHECK(*rate == doctest::Approx(static_cast<double>(kProbeBytes) / 0.1));
-    CHECK(wantedConnections(std::vector<ConnectionSample>{}, 2, 8) == 2);
+    CHECK(wantedConnections(std::vector<ConnectionSample>{}, 2, 8, 0.1) == 2);
     // Never fewer than it has.
-    CHECK(wantedConnections(connections(6, 10.0 * MiB, 1s), 6, 4) == 6);
+    CHECK(wantedConnections(connections(6, 10.0 * MiB, 1s), 6, 4, 0.1) == 6);
 }
 
 TEST_CASE("added connections are kept only when they bring speed") {

@@ -5,9 +5,9 @@
 // A CDN that caps each connection (about 40 MB/s at the Hub's) makes parallel ranges the lever on
 // wall time; a link, disk or CPU that is the limit (loopback, a slow line) makes every extra
 // connection a cost. The policy tells them apart from each connection's first bytes: a connection
-// slower than kCappedRate is capped, and the download opens its whole share of the host at once
-// instead of doubling step by step, so that a 64 MiB file is on its full count within a second. An
-// added batch that does not bring speed is stopped again (keepAdded).
+// slower than kCappedRate, while the event loop has CPU time to spare, is capped, and the download opens its
+// whole share of the host at once instead of doubling step by step, so that a 64 MiB file is on its full
+// count within a second. An added batch that does not bring speed is stopped again (keepAdded).
 #pragma once
 
 #include <chrono>
@@ -26,6 +26,9 @@ constexpr std::chrono::milliseconds kProbeTime{100};
 // Slower than this, a connection is capped by the server: loopback and an uncapped CDN give one
 // TLS connection hundreds of MB/s; the Hub's CDN about 40 MB/s.
 constexpr double kCappedRate = 64.0 * (1 << 20);
+// The event loop is the limit when it spent at least this share of the time since the first byte
+// on the CPU: more connections would only share it (loopback, a debug build, a slow CPU).
+constexpr double kBusyShare = 0.5;
 // A batch of added connections is kept when the download's rate grows by this share of the
 // connections added (twice the connections at kGainShare 0.5: 1.5x the rate).
 constexpr double kGainShare = 0.5;
@@ -45,10 +48,12 @@ struct ConnectionSample {
 std::optional<double> judgedRate(const ConnectionSample& sample);
 
 // How many connections the download should have now, given `current` and its samples: its
-// `share` of the host when the judged connections are capped, else `current`. Waits (returns
-// `current`) until at least one connection can be judged.
+// `share` of the host when the judged connections are capped, else `current`. Capped means that
+// even the fastest judged connection is slower than kCappedRate while the event loop, `busy` of
+// the time on the CPU since the first byte, had time to spare. Waits (returns `current`) until at
+// least one connection can be judged.
 std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::size_t current,
-                              std::size_t share);
+                              std::size_t share, double busy);
 
 // Whether a batch of `added` connections, on top of `before` connections, paid for itself: the
 // download's rate went from `rateBefore` to `rateAfter` bytes per second.
