@@ -506,6 +506,30 @@ class Case:
                 equal([(line["status"], line["range"]) for line in lines], [(200, None)],
                       f"CDN requests for a {size}-byte file")
 
+    def test_large_file_ranges(self):
+        """A CDN that refuses GETs of more than 64 MiB (as the Hub's Xet bridge refuses range-less GETs of
+        very large files): a file larger than that arrives whole, in parallel pieces and on one
+        stream (`segments` 1), every request a Range of at most 64 MiB, covering the file once."""
+        size = 80 * MIB + 12345
+        self.big_repo(size)
+        manifest = self.warm.manifest("test/big file:weights.bin\n")
+        for name, settings in (("parallel", {}), ("one stream", {"segments": 1})):
+            cache = self.cache("cache-" + name.replace(" ", "-"))
+            with self.sim("--cdn-max-request", "64M") as sim:
+                result = self.warm.run(sim, manifest, cache, "--config", self.warm.config(settings))
+                equal(result.returncode, 0, f"exit code of the {name} run\n" + describe(result))
+                self.check_repos(sim, cache, {"test/big": {"weights.bin"}})
+                log = sim.log()
+                lines = cdn_lines(log)
+            equal(sorted({line["status"] for line in lines}), [206], f"{name}: CDN answers")
+            pieces = check_pieces_once(lines, size, name)
+            check(all(b - a <= 64 * MIB for a, b in pieces), f"{name}: a request asked for more than 64 MiB: {pieces}")
+            if name == "one stream":
+                equal(len({line["connection"] for line in lines}), 1, f"{name}: CDN connections")
+                equal(len(pieces), 2, f"{name}: ranges of a {size}-byte file: {pieces}")
+                resolves = [line for line in log if line["class"] == "resolvers"]
+                equal(len(resolves), 1, f"{name}: resolver requests for 2 ranges (the second goes to the signed URL)")
+
     def test_server_errors(self):
         """5xx answers are retried with backoff; past retry.max_attempts the entry fails with the status."""
         config = self.warm.config({"retry": {"max_attempts": 3, "base_delay": 0.2}})
