@@ -75,11 +75,11 @@ net::awaitable<Result<cache::PublishOutcome>> Engine::Impl::publishBlob(std::fil
     co_return cache::publishBlob(root, incomplete, blob);
 }
 
-// Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
-// life of a temporary with a destructor (a shared_ptr copy) inside a co_await expression too early.
-// With `writeBack`, the kernel starts writing the hashed range to disk right away, so that the
-// fsync before publishing finds little left: the page cache would otherwise hold gigabytes of
-// dirty pages until then (below vm.dirty_background_ratio nothing is written).
+// Hashes [from, to) of `fd` into `hasher` on the pool (no hasher: only the write back). Plain pointer on
+// purpose: GCC 12 may end the life of a temporary with a destructor (a shared_ptr copy) inside a co_await
+// expression too early. With `writeBack`, the kernel starts writing the hashed range to disk right away, so
+// that the fsync before publishing finds little left: the page cache would otherwise hold gigabytes of dirty
+// pages until then (below vm.dirty_background_ratio nothing is written).
 net::awaitable<bool> Engine::Impl::hashRange(int fd, util::Hasher* hasher, std::uint64_t from,
                                              std::uint64_t to, bool writeBack) {
     co_return co_await net::co_spawn(
@@ -87,7 +87,7 @@ net::awaitable<bool> Engine::Impl::hashRange(int fd, util::Hasher* hasher, std::
         [fd, hasher, from, to, writeBack]() -> net::awaitable<bool> {
             std::vector<char> buffer(1 << 20);
             std::uint64_t offset = from;
-            while (offset < to) {
+            while (hasher != nullptr && offset < to) {
                 auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - offset));
                 ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
                 if (n < 0 && errno == EINTR) continue;

@@ -90,6 +90,7 @@ struct Engine::Impl::Pieces {
     bool unsupported = false;  // the server ignores Range: fall back to one stream
     std::size_t active = 0;    // workers still running
     std::vector<bool> stop;    // per worker: take no new piece (the tuner sets it)
+    PrefixHash prefix;         // the file's hash, fed by the connection at the front
     std::size_t planned = 1;   // the connections the pieces are cut for: the file's share at start
     // Per worker: the bytes of its finished pieces, and the piece it fetches now (with the
     // position it started from), so that the tuner sees each connection's progress.
@@ -155,6 +156,7 @@ net::awaitable<void> Engine::Impl::pieceWorker(Run& run, const FileJob& job, con
     while (!pieces->stop[index]) {
         Span* span = pieces->claim();
         if (span == nullptr) break;
+        span->prefix = &pieces->prefix;
         pieces->current[index] = span;
         pieces->startedAt[index] = span->pos;
         auto result = co_await transferSpan(run, job, url, fd, *span, &pieces->directUrl);
@@ -252,7 +254,8 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
 // resumable after a crash (their progress is saved beside the lock). The file is resolved once;
 // the pieces go straight to the signed URL it redirected to, until that expires. Because pieces
 // are taken from the front, the hash follows the contiguous prefix on the pool while the
-// download runs, reading back bytes still in the page cache.
+// download runs: fed by the connection at the front from its receive buffers, and reading back
+// only the bytes that arrived ahead of the front.
 net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     Run& run, const FileJob& job, const std::string& url, int fd, const std::filesystem::path& stateFile) {
     Pieces pieces;
@@ -282,8 +285,10 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     if (have > 0) log->info("resuming path={} pieces={} have={}", job.path, pieces.state.spans.size(), have);
     run.progress.bytesDone += have;
 
-    auto hasher = makeHasher(job.etag, job.size);
-    std::uint64_t hashed = 0;
+    pieces.prefix.hasher = makeHasher(job.etag, job.size);
+    util::Hasher* hasher = pieces.prefix.hasher.get();
+    std::uint64_t& hashed = pieces.prefix.hashed;
+    std::uint64_t writtenBack = 0;  // the kernel was told to write [0, writtenBack) to disk
     bool hashFailed = false;
     const std::size_t workers =
         std::max<std::size_t>(1, std::min<std::uint64_t>(options.segments, job.size / kMinPiece));
@@ -319,16 +324,27 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
                     saveSegments(stateFile, pieces.state);
                     saveTimer = Clock::now();
                 }
+                // What the front connection hashed from its buffers goes to disk in steps.
+                if (hashed - writtenBack >= kHashStep) {
+                    co_await hashRange(fd, nullptr, writtenBack, hashed, true);
+                    writtenBack = hashed;
+                    continue;
+                }
                 std::uint64_t frontier = pieces.contiguous();
                 if (frontier > hashed) {
+                    // Bytes that arrived ahead of the front: read back while nobody else hashes.
+                    if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
                     std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
-                    if (!co_await hashRange(fd, hasher.get(), hashed, upTo, true)) hashFailed = true;
-                    hashed = upTo;
+                    pieces.prefix.pool = true;
+                    if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;
+                    pieces.prefix.pool = false;
+                    hashed = writtenBack = upTo;
                     continue;
                 }
                 if (pieces.finished()) break;
                 co_await sleepFor(std::chrono::milliseconds(20));
             }
+            if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
         },
         [&](std::exception_ptr e) {
             if (e) hashFailed = true;

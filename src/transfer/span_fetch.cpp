@@ -88,6 +88,13 @@ class Engine::Impl::BlobSink final : public http::Sink {
                                 " are needed there; free some space or choose another --cache-dir");
         }
         if (span_.hasher) span_.hasher->update(data, size);  // a whole-file stream hashes as it goes
+        // The piece at the front of a parallel download: its bytes go into the hash without a
+        // read back.
+        if (PrefixHash* prefix = span_.prefix;
+            prefix != nullptr && !prefix->pool && prefix->hashed == span_.pos) {
+            prefix->hasher->update(data, size);
+            prefix->hashed += size;
+        }
         span_.pos += size;
         run_.progress.bytesDone += size;
         impl_.counters.bytesFetched += size;

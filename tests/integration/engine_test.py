@@ -555,6 +555,22 @@ class Case:
             check(len(corrupted) >= 5, f"only {len(corrupted)} corrupt bodies were sent")
             self.check_repos(sim, self.cache(), repos)
 
+    def test_segmented_corrupt(self):
+        """A parallel download whose first piece carries one flipped byte (hashed straight from the
+        receive buffers): the file fails its hash, is fetched again, and only the right bytes are
+        published."""
+        size = 24 * MIB
+        self.big_repo(size)
+        with self.sim("--corrupt-first", "1") as sim:
+            result = self.warm.run(sim, self.warm.manifest("test/big file:weights.bin\n"), self.cache())
+            equal(result.returncode, 0, "exit code when the first piece is corrupt\n" + describe(result))
+            self.check_repos(sim, self.cache(), {"test/big": {"weights.bin"}})
+            lines = cdn_lines(sim.log())
+        corrupted = [line for line in lines if "corrupt" in line.get("fault", "")]
+        equal([parse_range_start(line["range"]) for line in corrupted], [0], "corrupt pieces")
+        fetched = sum(line["bytes"] for line in lines)
+        check(2 * size <= fetched <= 2 * size + MIB, f"fetched {fetched} CDN bytes: the file twice, as one retry")
+
     def test_corrupt_always(self):
         """Every download corrupt: the files fail with a hash message and no blob is published."""
         cache = self.cache()
