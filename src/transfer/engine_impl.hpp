@@ -50,6 +50,9 @@ int writeAt(int fd, const char* data, std::size_t size, std::uint64_t offset);
 
 std::string errnoText(int error);
 
+// Hashes [from, to) of `fd` into `hasher` here and now; false when the bytes cannot be read.
+bool hashFromDisk(int fd, util::Hasher& hasher, std::uint64_t from, std::uint64_t to);
+
 // The start offset of a `Content-Range: bytes START-END/TOTAL` value.
 std::optional<std::uint64_t> contentRangeStart(std::string_view value);
 

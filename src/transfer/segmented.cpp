@@ -324,17 +324,18 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
                     saveSegments(stateFile, pieces.state);
                     saveTimer = Clock::now();
                 }
-                // What the front connection hashed from its buffers goes to disk in steps.
-                if (hashed - writtenBack >= kHashStep) {
-                    co_await hashRange(fd, nullptr, writtenBack, hashed, true);
-                    writtenBack = hashed;
+                // What the front connection hashed from its buffers goes to disk in steps. The
+                // connection goes on hashing while this waits: look again afterwards.
+                if (hashed - writtenBack >= kHashStep ||
+                    (writtenBack < hashed && pieces.contiguous() > hashed)) {
+                    const std::uint64_t to = hashed;
+                    co_await hashRange(fd, nullptr, writtenBack, to, true);
+                    writtenBack = to;
                     continue;
                 }
-                std::uint64_t frontier = pieces.contiguous();
-                if (frontier > hashed) {
-                    // Bytes that arrived ahead of the front: read back while nobody else hashes.
-                    if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
-                    std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
+                // Bytes that arrived ahead of the front: read back while nobody else hashes.
+                if (const std::uint64_t frontier = pieces.contiguous(); frontier > hashed) {
+                    const std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
                     pieces.prefix.pool = true;
                     if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;
                     pieces.prefix.pool = false;

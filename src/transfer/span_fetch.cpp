@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 
@@ -24,6 +25,20 @@ int writeAt(int fd, const char* data, std::size_t size, std::uint64_t offset) {
         written += static_cast<std::size_t>(n);
     }
     return 0;
+}
+
+// Hashes [from, to) of `fd` into `hasher` here and now; false when the bytes cannot be read.
+bool hashFromDisk(int fd, util::Hasher& hasher, std::uint64_t from, std::uint64_t to) {
+    std::array<char, 64 * 1024> buffer;
+    while (from < to) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - from));
+        const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(from));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        hasher.update(buffer.data(), static_cast<std::size_t>(n));
+        from += static_cast<std::uint64_t>(n);
+    }
+    return true;
 }
 
 // The start offset of a `Content-Range: bytes START-END/TOTAL` value.
@@ -89,11 +104,14 @@ class Engine::Impl::BlobSink final : public http::Sink {
         }
         if (span_.hasher) span_.hasher->update(data, size);  // a whole-file stream hashes as it goes
         // The piece at the front of a parallel download: its bytes go into the hash without a
-        // read back.
-        if (PrefixHash* prefix = span_.prefix;
-            prefix != nullptr && !prefix->pool && prefix->hashed == span_.pos) {
-            prefix->hasher->update(data, size);
-            prefix->hashed += size;
+        // read back, once the hash has caught up with it (the bytes that came while the pool
+        // hashed up to this piece are read back here: a few MiB at most).
+        if (PrefixHash* prefix = span_.prefix; prefix != nullptr && !prefix->pool &&
+                                               prefix->hashed >= span_.begin && prefix->hashed <= span_.pos) {
+            if (hashFromDisk(fd_, *prefix->hasher, prefix->hashed, span_.pos)) {
+                prefix->hasher->update(data, size);
+                prefix->hashed = span_.pos + size;
+            }
         }
         span_.pos += size;
         run_.progress.bytesDone += size;
