@@ -25,6 +25,8 @@ namespace {
 constexpr std::chrono::milliseconds kTunePoll{10};
 // After it added connections, it measures the download's rate over at least this long.
 constexpr std::chrono::milliseconds kTuneWindow{250};
+// It waits at most this long for the added connections' first bytes.
+constexpr std::chrono::milliseconds kFirstByteWait{1000};
 // How far the saved progress of a parallel download may trail the bytes written.
 constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
@@ -234,6 +236,14 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
         double before = 0;
         for (const auto& sample : samples) before += judgedRate(sample).value_or(0.0);
         for (std::size_t i = count; i < wanted; ++i) startWorker(run, job, url, fd, pieces, group, i);
+        // The added connections are judged once they all carry bytes: their handshakes do not count.
+        const auto added = Clock::now();
+        while (Clock::now() - added < kFirstByteWait && !pieces->finished()) {
+            bool all = true;
+            for (std::size_t i = count; i < wanted; ++i) all = all && pieces->receivedBy(i) > 0;
+            if (all) break;
+            co_await sleepFor(kTunePoll);
+        }
         auto after = co_await measureRate(pieces, kTuneWindow);
         if (!after) co_return;
         const bool kept = keepAdded(before, *after, count, wanted - count);
