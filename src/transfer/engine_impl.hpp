@@ -50,6 +50,9 @@ int writeAt(int fd, const char* data, std::size_t size, std::uint64_t offset);
 
 std::string errnoText(int error);
 
+// Hashes [from, to) of `fd` into `hasher` here and now; false when the bytes cannot be read.
+bool hashFromDisk(int fd, util::Hasher& hasher, std::uint64_t from, std::uint64_t to);
+
 // The start offset of a `Content-Range: bytes START-END/TOTAL` value.
 std::optional<std::uint64_t> contentRangeStart(std::string_view value);
 
@@ -79,11 +82,22 @@ struct Engine::Impl {
     // `pos` is the next byte to write. A whole-file transfer (begin 0, end size) hashes as it goes
     // and restarts from zero when the server ignores Range; a segment of a parallel download has
     // no hasher and gives up instead, so that the file falls back to one stream.
+    // The hash of a parallel download, which follows the bytes [0, hashed) that are all on disk.
+    // The connection whose piece holds the front feeds it from its receive buffers; bytes that
+    // arrived ahead of the front are read back on the pool when the front reaches them (`pool`
+    // set meanwhile: nobody else touches the hasher).
+    struct PrefixHash {
+        std::shared_ptr<util::Hasher> hasher;
+        std::uint64_t hashed = 0;
+        bool pool = false;
+    };
+
     struct Span {
         std::uint64_t begin = 0;
         std::uint64_t end = 0;
         std::uint64_t pos = 0;
         std::shared_ptr<util::Hasher> hasher;  // whole-file transfers only
+        PrefixHash* prefix = nullptr;          // a piece of a parallel download: its file's hash
         bool claimed = false;                  // a connection of a parallel download fetches it
     };
 
@@ -127,6 +141,7 @@ struct Engine::Impl {
         return it == byKey.end() ? nullptr : it->second;
     }
     Counters counters;
+    std::size_t segmentedFiles = 0;  // parallel downloads in flight: they share the host's connections
 
     Result<void> truncate(int fd, const FileJob& job);
 
@@ -169,10 +184,10 @@ struct Engine::Impl {
                                                                      std::filesystem::path incomplete,
                                                                      std::filesystem::path blob);
 
-    // Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
-    // life of a temporary with a destructor (a shared_ptr copy) inside a co_await expression too early.
-    // With `writeBack`, the kernel starts writing the hashed range to disk right away, so that the
-    // fsync before publishing finds little left: the page cache would otherwise hold gigabytes of
+    // Hashes [from, to) of `fd` into `hasher` on the pool (no hasher: only the write back). Plain pointer on
+    // purpose: GCC 12 may end the life of a temporary with a destructor (a shared_ptr copy) inside a co_await
+    // expression too early. With `writeBack`, the kernel starts writing the hashed range to disk right away,
+    // so that the fsync before publishing finds little left: the page cache would otherwise hold gigabytes of
     // dirty pages until then (below vm.dirty_background_ratio nothing is written).
     net::awaitable<bool> hashRange(int fd, util::Hasher* hasher, std::uint64_t from, std::uint64_t to,
                                    bool writeBack = false);
@@ -198,11 +213,8 @@ struct Engine::Impl {
     // The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
     static net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window);
 
-    // Adds connections to a parallel download while they bring speed. Where a CDN caps each
-    // connection (the reason for parallel ranges), twice the connections bring about twice the
-    // rate; where the link, the disk or the CPU is the limit, more connections bring only their
-    // cost. Starts with kMinConnections and doubles while the rate grows by at least kGainShare of
-    // the share added; connections added in vain finish their piece and stop.
+    // Opens more connections for a parallel download when its connections are capped
+    // (connection_policy.hpp), up to the file's share of the host; stops them if they bring nothing.
     net::awaitable<void> tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
                                      Pieces* pieces, WaitGroup* group, std::size_t count, std::size_t most);
 
@@ -212,7 +224,8 @@ struct Engine::Impl {
     // resumable after a crash (their progress is saved beside the lock). The file is resolved once;
     // the pieces go straight to the signed URL it redirected to, until that expires. Because pieces
     // are taken from the front, the hash follows the contiguous prefix on the pool while the
-    // download runs, reading back bytes still in the page cache.
+    // download runs: fed by the connection at the front from its receive buffers, and reading
+    // back only the bytes that arrived ahead of the front.
     net::awaitable<Result<Segmented>> fetchSegmented(Run& run, const FileJob& job, const std::string& url,
                                                      int fd, const std::filesystem::path& stateFile);
 

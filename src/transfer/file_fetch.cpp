@@ -2,6 +2,7 @@
 #include "hfwarm/cache/safe_io.hpp"
 
 #include "hfwarm/cache/write.hpp"
+#include "hfwarm/transfer/connection_policy.hpp"
 #include "hfwarm/util/log.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -74,11 +75,11 @@ net::awaitable<Result<cache::PublishOutcome>> Engine::Impl::publishBlob(std::fil
     co_return cache::publishBlob(root, incomplete, blob);
 }
 
-// Hashes [from, to) of `fd` into `hasher` on the pool. Plain pointer on purpose: GCC 12 may end the
-// life of a temporary with a destructor (a shared_ptr copy) inside a co_await expression too early.
-// With `writeBack`, the kernel starts writing the hashed range to disk right away, so that the
-// fsync before publishing finds little left: the page cache would otherwise hold gigabytes of
-// dirty pages until then (below vm.dirty_background_ratio nothing is written).
+// Hashes [from, to) of `fd` into `hasher` on the pool (no hasher: only the write back). Plain pointer on
+// purpose: GCC 12 may end the life of a temporary with a destructor (a shared_ptr copy) inside a co_await
+// expression too early. With `writeBack`, the kernel starts writing the hashed range to disk right away, so
+// that the fsync before publishing finds little left: the page cache would otherwise hold gigabytes of dirty
+// pages until then (below vm.dirty_background_ratio nothing is written).
 net::awaitable<bool> Engine::Impl::hashRange(int fd, util::Hasher* hasher, std::uint64_t from,
                                              std::uint64_t to, bool writeBack) {
     co_return co_await net::co_spawn(
@@ -86,7 +87,7 @@ net::awaitable<bool> Engine::Impl::hashRange(int fd, util::Hasher* hasher, std::
         [fd, hasher, from, to, writeBack]() -> net::awaitable<bool> {
             std::vector<char> buffer(1 << 20);
             std::uint64_t offset = from;
-            while (offset < to) {
+            while (hasher != nullptr && offset < to) {
                 auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - offset));
                 ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
                 if (n < 0 && errno == EINTR) continue;
@@ -150,7 +151,7 @@ net::awaitable<Result<void>> Engine::Impl::fetchFile(std::shared_ptr<Run> runPtr
 
     const std::string url = hub::resolveUrl(options.endpoint, repo.type, repo.id, commit, job.path);
     const auto stateFile = segmentStatePath(*lockPath);
-    bool segmented = options.segments > 1 && job.size >= options.segmentMinSize;
+    bool segmented = useSegments(job.size, options.segmentMinSize, options.segments);
     unsigned attempts = 0;
     while (true) {
         if (segmented) {
@@ -192,7 +193,10 @@ net::awaitable<Result<void>> Engine::Impl::fetchFile(std::shared_ptr<Run> runPtr
         if (!span.hasher) span.hasher = makeHasher(job.etag, job.size);
         run.progress.bytesDone += span.pos;
 
-        auto transferred = co_await transferSpan(run, job, url, fd, span);
+        // A large file goes in ranges (requestRange): after the first, they go straight to the
+        // signed URL the resolver redirected to, so that a 60 GiB file spends one resolve, not 960.
+        std::string directUrl;
+        auto transferred = co_await transferSpan(run, job, url, fd, span, &directUrl);
         if (transferred.outcome != SpanOutcome::Done) co_return makeError(transferred.message);
         // Every byte is on disk: publish only what hashes to the blob's name.
         std::string digest = span.hasher->finishHex();

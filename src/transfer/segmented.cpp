@@ -1,5 +1,6 @@
 #include "engine_impl.hpp"
 #include "hfwarm/cache/safe_io.hpp"
+#include "hfwarm/transfer/connection_policy.hpp"
 
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
@@ -14,25 +15,29 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 namespace hfwarm::transfer {
 
 namespace {
 
-// The pieces of a parallel download are 4-64 MiB: below, a request's round trip costs too much
-// of its transfer; above, one piece keeps its connection busy while the others idle.
-constexpr std::uint64_t kMinPiece = 4ull << 20;
-constexpr std::uint64_t kMaxPiece = 64ull << 20;
-// A parallel download starts with kMinConnections; the tuner measures rates over windows of at
-// least kTuneWindow and keeps added connections that bring kGainShare of their share of speed.
-constexpr std::size_t kMinConnections = 2;
+// The tuner looks at the connections' progress this often.
+constexpr std::chrono::milliseconds kTunePoll{10};
+// After it added connections, it measures the download's rate over at least this long.
 constexpr std::chrono::milliseconds kTuneWindow{250};
-constexpr std::chrono::milliseconds kTunePoll{20};
-constexpr double kGainShare = 0.5;
+// It waits at most this long for the added connections' first bytes.
+constexpr std::chrono::milliseconds kFirstByteWait{1000};
 // How far the saved progress of a parallel download may trail the bytes written.
 constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
+
+// The CPU time this thread has used.
+std::chrono::nanoseconds threadCpuTime() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -87,6 +92,13 @@ struct Engine::Impl::Pieces {
     bool unsupported = false;  // the server ignores Range: fall back to one stream
     std::size_t active = 0;    // workers still running
     std::vector<bool> stop;    // per worker: take no new piece (the tuner sets it)
+    PrefixHash prefix;         // the file's hash, fed by the connection at the front
+    std::size_t planned = 1;   // the connections the pieces are cut for: the file's share at start
+    // Per worker: the bytes of its finished pieces, and the piece it fetches now (with the
+    // position it started from), so that the tuner sees each connection's progress.
+    std::vector<std::uint64_t> received;
+    std::vector<const Span*> current;
+    std::vector<std::uint64_t> startedAt;
 
     bool finished() const { return active == 0; }
     std::uint64_t bytes() const {
@@ -94,13 +106,16 @@ struct Engine::Impl::Pieces {
         for (const auto& span : state.spans) sum += span.pos - span.begin;
         return sum;
     }
+    // The bytes worker `index` has received so far.
+    std::uint64_t receivedBy(std::size_t index) const {
+        const Span* span = current[index];
+        return received[index] + (span != nullptr ? span->pos - startedAt[index] : 0);
+    }
 
     // The first piece nobody has finished or claimed, lowest offset first, so that the finished
     // bytes grow from the front and the hash can follow them while the download runs. Pieces are
-    // cut as they are taken, guided as OpenMP schedules loops: a share of what nobody has taken
-    // yet, 1 / (2 x connections), within [kMinPiece, kMaxPiece]. Early pieces are large, so
-    // requests stay few; the last ones are small, so the connections finish together and the
-    // hash has little left to read at the end.
+    // cut as they are taken (pieceLength): early pieces are large, so requests stay few; the last
+    // ones are small, so the connections finish together and the hash has little left at the end.
     Span* claim() {
         if (unsupported || !errors.empty()) return nullptr;
         std::uint64_t untaken = 0;
@@ -109,14 +124,16 @@ struct Engine::Impl::Pieces {
         for (auto it = state.spans.begin(); it != state.spans.end(); ++it) {
             Span& span = *it;
             if (span.claimed || span.pos >= span.end) continue;
-            const std::uint64_t step = std::clamp<std::uint64_t>(
-                untaken / (2 * std::max<std::size_t>(active, 1)), kMinPiece, kMaxPiece);
-            if (span.pos == span.begin && span.end - span.begin >= step + step / 2) {
-                Span rest;
-                rest.begin = rest.pos = span.begin + step;
-                rest.end = span.end;
-                span.end = rest.begin;
-                state.spans.insert(std::next(it), std::move(rest));
+            if (span.pos == span.begin) {
+                const std::uint64_t length =
+                    pieceLength(span.end - span.begin, untaken, std::max(active, planned));
+                if (length < span.end - span.begin) {
+                    Span rest;
+                    rest.begin = rest.pos = span.begin + length;
+                    rest.end = span.end;
+                    span.end = rest.begin;
+                    state.spans.insert(std::next(it), std::move(rest));
+                }
             }
             span.claimed = true;
             return &span;
@@ -141,7 +158,12 @@ net::awaitable<void> Engine::Impl::pieceWorker(Run& run, const FileJob& job, con
     while (!pieces->stop[index]) {
         Span* span = pieces->claim();
         if (span == nullptr) break;
+        span->prefix = &pieces->prefix;
+        pieces->current[index] = span;
+        pieces->startedAt[index] = span->pos;
         auto result = co_await transferSpan(run, job, url, fd, *span, &pieces->directUrl);
+        pieces->received[index] += span->pos - pieces->startedAt[index];
+        pieces->current[index] = nullptr;
         if (result.outcome == SpanOutcome::RangeIgnored)
             pieces->unsupported = true;
         else if (result.outcome != SpanOutcome::Done)
@@ -176,39 +198,63 @@ net::awaitable<std::optional<double>> Engine::Impl::measureRate(const Pieces* pi
     co_return (static_cast<double>(pieces->bytes()) - before) / seconds;
 }
 
-// Adds connections to a parallel download while they bring speed. Where a CDN caps each
-// connection (the reason for parallel ranges), twice the connections bring about twice the
-// rate; where the link, the disk or the CPU is the limit, more connections bring only their
-// cost. Starts with kMinConnections and doubles while the rate grows by at least kGainShare of
-// the share added; connections added in vain finish their piece and stop.
+// Opens more connections for a parallel download when its connections are capped
+// (connection_policy.hpp): watches each connection's bytes from its first one, opens the file's
+// share of the host at once when they are slow, and stops the added ones again if they brought
+// no speed. The share grows as other files to the host finish.
 net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
                                                Pieces* pieces, WaitGroup* group, std::size_t count,
                                                std::size_t most) {
-    // Until the first bytes the rate says nothing; the window grows with the round trip, so that
-    // connections in TCP slow start are not judged too soon.
-    const auto started = Clock::now();
-    const std::uint64_t initial = pieces->bytes();
-    while (pieces->bytes() == initial) {
-        if (pieces->finished()) co_return;
-        co_await sleepFor(kTunePoll);
-    }
-    const auto window = std::max<Clock::duration>(kTuneWindow, 3 * (Clock::now() - started));
-    while (count < most) {
-        auto before = co_await measureRate(pieces, window);
-        if (!before) co_return;
-        const std::size_t add = std::min(count, most - count);
-        for (std::size_t i = count; i < count + add; ++i) startWorker(run, job, url, fd, pieces, group, i);
-        auto after = co_await measureRate(pieces, window);
+    struct FirstByte {
+        Clock::time_point at;
+        std::uint64_t bytes = 0;
+    };
+    std::vector<std::optional<FirstByte>> first(most);
+    std::vector<ConnectionSample> samples;
+    // The CPU time of the event loop (this thread) from the download's first byte.
+    std::optional<std::pair<Clock::time_point, std::chrono::nanoseconds>> loopFrom;
+    while (count < most && !pieces->finished()) {
+        const auto now = Clock::now();
+        if (!loopFrom && pieces->bytes() > 0) loopFrom.emplace(now, threadCpuTime());
+        const double busy = loopFrom && now > loopFrom->first
+                                ? std::chrono::duration<double>(threadCpuTime() - loopFrom->second).count() /
+                                      std::chrono::duration<double>(now - loopFrom->first).count()
+                                : 0.0;
+        samples.clear();
+        for (std::size_t i = 0; i < count; ++i) {
+            const std::uint64_t got = pieces->receivedBy(i);
+            if (!first[i] && got > 0) first[i] = FirstByte{now, got};
+            if (first[i] && !pieces->stop[i]) samples.push_back({got - first[i]->bytes, now - first[i]->at});
+        }
+        const std::size_t share = std::min(
+            most, hostShare(client.options().connectionsPerHost, segmentedFiles, options.segments, job.size));
+        const std::size_t wanted = wantedConnections(samples, count, share, busy);
+        if (wanted <= count) {
+            co_await sleepFor(kTunePoll);
+            continue;
+        }
+        double before = 0;
+        for (const auto& sample : samples) before += judgedRate(sample).value_or(0.0);
+        for (std::size_t i = count; i < wanted; ++i) startWorker(run, job, url, fd, pieces, group, i);
+        // The added connections are judged once they all carry bytes: their handshakes do not count.
+        const auto added = Clock::now();
+        while (Clock::now() - added < kFirstByteWait && !pieces->finished()) {
+            bool all = true;
+            for (std::size_t i = count; i < wanted; ++i) all = all && pieces->receivedBy(i) > 0;
+            if (all) break;
+            co_await sleepFor(kTunePoll);
+        }
+        auto after = co_await measureRate(pieces, kTuneWindow);
         if (!after) co_return;
-        const double wanted =
-            *before * (1 + kGainShare * static_cast<double>(add) / static_cast<double>(count));
-        log->debug("connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} kept={}", job.path,
-                   count, count + add, *before, *after, *after >= wanted);
-        if (*after < wanted) {
-            for (std::size_t i = count; i < count + add; ++i) pieces->stop[i] = true;
+        const bool kept = keepAdded(before, *after, count, wanted - count);
+        log->debug(
+            "connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} loop_busy={:.2f} kept={}",
+            job.path, count, wanted, before, *after, busy, kept);
+        if (!kept) {
+            for (std::size_t i = count; i < wanted; ++i) pieces->stop[i] = true;
             co_return;
         }
-        count += add;
+        count = wanted;
     }
 }
 
@@ -218,7 +264,8 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
 // resumable after a crash (their progress is saved beside the lock). The file is resolved once;
 // the pieces go straight to the signed URL it redirected to, until that expires. Because pieces
 // are taken from the front, the hash follows the contiguous prefix on the pool while the
-// download runs, reading back bytes still in the page cache.
+// download runs: fed by the connection at the front from its receive buffers, and reading back
+// only the bytes that arrived ahead of the front.
 net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     Run& run, const FileJob& job, const std::string& url, int fd, const std::filesystem::path& stateFile) {
     Pieces pieces;
@@ -248,8 +295,10 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     if (have > 0) log->info("resuming path={} pieces={} have={}", job.path, pieces.state.spans.size(), have);
     run.progress.bytesDone += have;
 
-    auto hasher = makeHasher(job.etag, job.size);
-    std::uint64_t hashed = 0;
+    pieces.prefix.hasher = makeHasher(job.etag, job.size);
+    util::Hasher* hasher = pieces.prefix.hasher.get();
+    std::uint64_t& hashed = pieces.prefix.hashed;
+    std::uint64_t writtenBack = 0;  // the kernel was told to write [0, writtenBack) to disk
     bool hashFailed = false;
     const std::size_t workers =
         std::max<std::size_t>(1, std::min<std::uint64_t>(options.segments, job.size / kMinPiece));
@@ -257,6 +306,16 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     WaitGroup group(executor);
     auto saveTimer = Clock::now();
     pieces.stop.assign(workers, false);
+    pieces.received.assign(workers, 0);
+    pieces.current.assign(workers, nullptr);
+    pieces.startedAt.assign(workers, 0);
+    ++segmentedFiles;
+    struct InFlight {
+        std::size_t& files;
+        ~InFlight() { --files; }
+    } inFlight{segmentedFiles};
+    pieces.planned = std::min(
+        workers, hostShare(client.options().connectionsPerHost, segmentedFiles, options.segments, job.size));
     const std::size_t first = std::min(kMinConnections, workers);
     for (std::size_t i = 0; i < first; ++i) startWorker(run, job, url, fd, &pieces, &group, i);
     if (first < workers) {
@@ -275,16 +334,28 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
                     saveSegments(stateFile, pieces.state);
                     saveTimer = Clock::now();
                 }
-                std::uint64_t frontier = pieces.contiguous();
-                if (frontier > hashed) {
-                    std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
-                    if (!co_await hashRange(fd, hasher.get(), hashed, upTo, true)) hashFailed = true;
-                    hashed = upTo;
+                // What the front connection hashed from its buffers goes to disk in steps. The
+                // connection goes on hashing while this waits: look again afterwards.
+                if (hashed - writtenBack >= kHashStep ||
+                    (writtenBack < hashed && pieces.contiguous() > hashed)) {
+                    const std::uint64_t to = hashed;
+                    co_await hashRange(fd, nullptr, writtenBack, to, true);
+                    writtenBack = to;
+                    continue;
+                }
+                // Bytes that arrived ahead of the front: read back while nobody else hashes.
+                if (const std::uint64_t frontier = pieces.contiguous(); frontier > hashed) {
+                    const std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
+                    pieces.prefix.pool = true;
+                    if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;
+                    pieces.prefix.pool = false;
+                    hashed = writtenBack = upTo;
                     continue;
                 }
                 if (pieces.finished()) break;
                 co_await sleepFor(std::chrono::milliseconds(20));
             }
+            if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
         },
         [&](std::exception_ptr e) {
             if (e) hashFailed = true;

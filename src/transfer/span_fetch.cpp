@@ -1,11 +1,13 @@
 #include "engine_impl.hpp"
 
+#include "hfwarm/transfer/connection_policy.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 
@@ -23,6 +25,20 @@ int writeAt(int fd, const char* data, std::size_t size, std::uint64_t offset) {
         written += static_cast<std::size_t>(n);
     }
     return 0;
+}
+
+// Hashes [from, to) of `fd` into `hasher` here and now; false when the bytes cannot be read.
+bool hashFromDisk(int fd, util::Hasher& hasher, std::uint64_t from, std::uint64_t to) {
+    std::array<char, 64 * 1024> buffer;
+    while (from < to) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - from));
+        const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(from));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        hasher.update(buffer.data(), static_cast<std::size_t>(n));
+        from += static_cast<std::uint64_t>(n);
+    }
+    return true;
 }
 
 // The start offset of a `Content-Range: bytes START-END/TOTAL` value.
@@ -87,6 +103,16 @@ class Engine::Impl::BlobSink final : public http::Sink {
                                 " are needed there; free some space or choose another --cache-dir");
         }
         if (span_.hasher) span_.hasher->update(data, size);  // a whole-file stream hashes as it goes
+        // The piece at the front of a parallel download: its bytes go into the hash without a
+        // read back, once the hash has caught up with it (the bytes that came while the pool
+        // hashed up to this piece are read back here: a few MiB at most).
+        if (PrefixHash* prefix = span_.prefix; prefix != nullptr && !prefix->pool &&
+                                               prefix->hashed >= span_.begin && prefix->hashed <= span_.pos) {
+            if (hashFromDisk(fd_, *prefix->hasher, prefix->hashed, span_.pos)) {
+                prefix->hasher->update(data, size);
+                prefix->hashed = span_.pos + size;
+            }
+        }
         span_.pos += size;
         run_.progress.bytesDone += size;
         impl_.counters.bytesFetched += size;
@@ -147,21 +173,19 @@ net::awaitable<Engine::Impl::SpanResult> Engine::Impl::transferSpan(Run& run, co
         http::Request request;
         const bool direct = directUrl != nullptr && !directUrl->empty();
         request.url = direct ? *directUrl : url;
-        if (span.pos > 0 || span.end < job.size) {
-            std::string range = "bytes=" + std::to_string(span.pos) + "-";
-            if (span.end < job.size) range += std::to_string(span.end - 1);
-            request.headers.set("Range", range);
-        }
+        // Large files go in ranges of at most kMaxRequest, even on one connection.
+        if (auto range = requestRange(span.pos, span.end, job.size))
+            request.headers.set("Range",
+                                "bytes=" + std::to_string(range->first) + "-" + std::to_string(range->last));
         BlobSink sink(*this, run, job, fd, span);
         auto result = co_await client.stream(request, {http::RedirectPolicy::All, {}, {}}, sink);
         if (directUrl != nullptr && !direct && sink.response() && sink.response()->crossedHost &&
             sink.response()->status == 206)
             *directUrl = sink.response()->finalUrl;
         if (result) {
-            if (span.pos < span.end && !span.hasher) {
-                // A segment's body ended early without an error: ask for the rest.
-                continue;
-            }
+            // The next range of a large file, or the rest of a segment whose body ended early
+            // without an error. A whole-file body that ended early is caught by its hash.
+            if (span.pos < span.end && (!span.hasher || span.pos > startedAt)) continue;
             break;
         }
 

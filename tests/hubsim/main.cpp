@@ -92,6 +92,11 @@ int main(int argc, char** argv) {
     addRule(*serveCmd, faults.corrupt, "corrupt", "a file body has one byte flipped");
     serveCmd->add_option("--cdn-rate", faults.cdnBytesPerSecond, "Byte rate cap per CDN connection (0: none)")
         ->transform(byteSize());
+    serveCmd
+        ->add_option("--cdn-max-request", faults.cdnMaxRequest,
+                     "The CDN answers 400 to a GET of more bytes than this (no Range on a larger file, or a "
+                     "longer range), as the Hub's Xet bridge does for very large files (0: none)")
+        ->transform(byteSize());
     serveCmd->add_flag("--ignore-range", faults.ignoreRange,
                        "Answer ranged requests with 200 and the whole body");
     serveCmd->add_flag(

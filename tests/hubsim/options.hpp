@@ -28,6 +28,7 @@ struct FaultOptions {
     FaultRule corrupt;                        // flip one byte of a file body
     std::uint64_t cdnBytesPerSecond = 0;      // per-connection cap on the CDN; 0 = unlimited
     bool ignoreRange = false;                 // answer 200 with the whole body to ranged requests
+    std::uint64_t cdnMaxRequest = 0;          // the CDN refuses GETs of more bytes than this; 0 = none
     bool hostileListing = false;              // listings carry unsafe file names
 };
 

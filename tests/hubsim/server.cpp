@@ -698,6 +698,14 @@ class Server {
         bool rangeIgnored = false;
         Reply r = fileReply(*file, req, faults_.options().ignoreRange, rangeIgnored);
         if (rangeIgnored) record.fault = "ignore-range";
+        if (const auto most = faults_.options().cdnMaxRequest;
+            most > 0 && r.file != nullptr && r.length > most) {
+            record.fault = "max-request";
+            return textReply(bhttp::status::bad_request,
+                             fmt::format("request of {} bytes refused: ask for ranges of at most {} bytes",
+                                         r.length, most),
+                             "text/plain");
+        }
         r.head.set(bhttp::field::etag, fmt::format("\"{}\"", file->sha256));
         r.faultKey = "lfs " + file->sha256;
         return r;

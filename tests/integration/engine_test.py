@@ -6,6 +6,7 @@ tokens, 429s, a warm cache and offline mode. Request counts come from the simula
 usage: engine_test.py HFWARMD HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (meson runs one process per case)
 """
 
+import datetime
 import json
 import os
 import random
@@ -48,6 +49,26 @@ def piece_bounds(header, size):
 
 def cdn_lines(log):
     return [line for line in log if line["listener"] == "cdn"]
+
+
+def request_starts(lines, rate):
+    """Connection -> when its first request started, in seconds after the first of them: a line is
+    logged after its last byte, and a capped request took its bytes / `rate`."""
+    starts = {}
+    for line in lines:
+        end = datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+        start = end - line["bytes"] / rate
+        starts[line["connection"]] = min(start, starts.get(line["connection"], start))
+    first = min(starts.values())
+    return {connection: start - first for connection, start in starts.items()}
+
+
+def check_pieces_once(lines, size, what):
+    """The 206 answers' ranges cover [0, size) back to back, each byte once."""
+    pieces = sorted(piece_bounds(line["range"], size) for line in lines if line["status"] == 206)
+    check(pieces and pieces[0][0] == 0 and pieces[-1][1] == size and all(a[1] == b[0] for a, b in zip(pieces, pieces[1:])),
+          f"{what}: the pieces do not cover the file once: {pieces}")
+    return pieces
 
 
 def resolved_files(log):
@@ -426,6 +447,89 @@ class Case:
         connections = {line["connection"] for line in pieces}
         check(4 <= len(connections) <= 8, f"{len(connections)} CDN connections carried the pieces; expected 4 to 8")
 
+    def test_capped_ramp(self):
+        """A CDN that caps each connection at 20 MiB/s: a 64 MiB file (default settings) is on at least
+        4 connections within its first second, and its pieces cover it exactly once."""
+        size = 64 * MIB
+        self.big_repo(size)
+        with self.sim("--cdn-rate", "20M") as sim:
+            result = self.warm.run(sim, self.warm.manifest("test/big file:weights.bin\n"), self.cache())
+            equal(result.returncode, 0, "exit code with a capped CDN\n" + describe(result))
+            self.check_repos(sim, self.cache(), {"test/big": {"weights.bin"}})
+            lines = cdn_lines(sim.log())
+        check_pieces_once(lines, size, "capped 64 MiB file")
+        starts = request_starts([line for line in lines if line["status"] == 206], 20 * MIB)
+        early = sorted(t for t in starts.values() if t <= 1.0)
+        check(len(early) >= 4, f"{len(early)} CDN connections started within 1 s (starts: {sorted(starts.values())})")
+        check(len(starts) <= 8, f"{len(starts)} CDN connections for one file; `segments` allows 8")
+
+    def test_uncapped_stays_at_two(self):
+        """On an uncapped link (loopback) a 64 MiB file stays on the 2 connections it starts with. Where
+        loopback is slower than the 64 MiB/s that marks a capped connection (a debug build on a busy
+        machine), the engine may try more, but they bring no speed and stop after the piece they took:
+        every connection after the first two carries at most one piece."""
+        size = 64 * MIB
+        self.big_repo(size)
+        with self.sim() as sim:
+            result = self.warm.run(sim, self.warm.manifest("test/big file:weights.bin\n"), self.cache())
+            equal(result.returncode, 0, "exit code on an uncapped link\n" + describe(result))
+            self.check_repos(sim, self.cache(), {"test/big": {"weights.bin"}})
+            lines = cdn_lines(sim.log())
+        check_pieces_once(lines, size, "uncapped 64 MiB file")
+        order = []
+        for line in lines:
+            if line["connection"] not in order:
+                order.append(line["connection"])
+        pieces = {c: sum(1 for line in lines if line["connection"] == c) for c in order}
+        check(len(order) >= 2 and all(pieces[c] == 1 for c in order[2:]),
+              f"on loopback, connections after the first two carried more than one piece: {pieces}")
+        check(sum(pieces[c] for c in order[:2]) > sum(pieces[c] for c in order[2:]),
+              f"on loopback, the first two connections did not carry most pieces: {pieces}")
+
+    def test_segment_thresholds(self):
+        """`segment_min_size` (8M by default): a file 1 byte under it goes in one plain GET; a file
+        of exactly that size in pieces on 2 connections, covering it once."""
+        for size, parallel in ((8 * MIB - 1, False), (8 * MIB, True)):
+            rng = random.Random(size)
+            repo = f"test/size-{size}"
+            self.add_repo(repo, {"weights.bin": rng.randbytes(size)})
+            cache = self.cache(f"cache-{size}")
+            with self.sim() as sim:
+                result = self.warm.run(sim, self.warm.manifest(f"{repo} file:weights.bin\n"), cache)
+                equal(result.returncode, 0, f"exit code for {size} bytes\n" + describe(result))
+                self.check_repos(sim, cache, {repo: {"weights.bin"}})
+                lines = cdn_lines(sim.log())
+            if parallel:
+                pieces = check_pieces_once(lines, size, f"{size}-byte file")
+                equal(len(pieces), 2, f"pieces of a {size}-byte file: {pieces}")
+            else:
+                equal([(line["status"], line["range"]) for line in lines], [(200, None)],
+                      f"CDN requests for a {size}-byte file")
+
+    def test_large_file_ranges(self):
+        """A CDN that refuses GETs of more than 64 MiB (as the Hub's Xet bridge refuses range-less GETs of
+        very large files): a file larger than that arrives whole, in parallel pieces and on one
+        stream (`segments` 1), every request a Range of at most 64 MiB, covering the file once."""
+        size = 80 * MIB + 12345
+        self.big_repo(size)
+        manifest = self.warm.manifest("test/big file:weights.bin\n")
+        for name, settings in (("parallel", {}), ("one stream", {"segments": 1})):
+            cache = self.cache("cache-" + name.replace(" ", "-"))
+            with self.sim("--cdn-max-request", "64M") as sim:
+                result = self.warm.run(sim, manifest, cache, "--config", self.warm.config(settings))
+                equal(result.returncode, 0, f"exit code of the {name} run\n" + describe(result))
+                self.check_repos(sim, cache, {"test/big": {"weights.bin"}})
+                log = sim.log()
+                lines = cdn_lines(log)
+            equal(sorted({line["status"] for line in lines}), [206], f"{name}: CDN answers")
+            pieces = check_pieces_once(lines, size, name)
+            check(all(b - a <= 64 * MIB for a, b in pieces), f"{name}: a request asked for more than 64 MiB: {pieces}")
+            if name == "one stream":
+                equal(len({line["connection"] for line in lines}), 1, f"{name}: CDN connections")
+                equal(len(pieces), 2, f"{name}: ranges of a {size}-byte file: {pieces}")
+                resolves = [line for line in log if line["class"] == "resolvers"]
+                equal(len(resolves), 1, f"{name}: resolver requests for 2 ranges (the second goes to the signed URL)")
+
     def test_server_errors(self):
         """5xx answers are retried with backoff; past retry.max_attempts the entry fails with the status."""
         config = self.warm.config({"retry": {"max_attempts": 3, "base_delay": 0.2}})
@@ -450,6 +554,22 @@ class Case:
             corrupted = [line for line in sim.log() if "corrupt" in line.get("fault", "")]
             check(len(corrupted) >= 5, f"only {len(corrupted)} corrupt bodies were sent")
             self.check_repos(sim, self.cache(), repos)
+
+    def test_segmented_corrupt(self):
+        """A parallel download whose first piece carries one flipped byte (hashed straight from the
+        receive buffers): the file fails its hash, is fetched again, and only the right bytes are
+        published."""
+        size = 24 * MIB
+        self.big_repo(size)
+        with self.sim("--corrupt-first", "1") as sim:
+            result = self.warm.run(sim, self.warm.manifest("test/big file:weights.bin\n"), self.cache())
+            equal(result.returncode, 0, "exit code when the first piece is corrupt\n" + describe(result))
+            self.check_repos(sim, self.cache(), {"test/big": {"weights.bin"}})
+            lines = cdn_lines(sim.log())
+        corrupted = [line for line in lines if "corrupt" in line.get("fault", "")]
+        equal([parse_range_start(line["range"]) for line in corrupted], [0], "corrupt pieces")
+        fetched = sum(line["bytes"] for line in lines)
+        check(2 * size <= fetched <= 2 * size + MIB, f"fetched {fetched} CDN bytes: the file twice, as one retry")
 
     def test_corrupt_always(self):
         """Every download corrupt: the files fail with a hash message and no blob is published."""

@@ -108,7 +108,7 @@ TEST_CASE("built-in defaults are the documented ones") {
     CHECK(c.refreshInterval == 21600);
     CHECK(c.minFreeSpace == 1ull << 30);
     CHECK(c.segments == 8);
-    CHECK(c.segmentMinSize == 64ull << 20);
+    CHECK(c.segmentMinSize == 8ull << 20);
     CHECK(c.maxClients == 256);
     CHECK(c.clientIdleTimeout == 300);
     CHECK(c.redis.empty());

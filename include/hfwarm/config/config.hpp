@@ -63,11 +63,11 @@ struct Config {
     bool tokenOverHttp = false;
 
     // Concurrency.
-    int connections = 32;                        // open connections, all hosts together
-    int connectionsPerHost = 16;                 // open connections to one host
-    int filesInFlight = 8;                       // files being downloaded at once
-    int segments = 8;                            // most parallel connections for one large file
-    std::uint64_t segmentMinSize = 64ull << 20;  // files below this size use one connection
+    int connections = 32;                       // open connections, all hosts together
+    int connectionsPerHost = 16;                // open connections to one host
+    int filesInFlight = 8;                      // files being downloaded at once
+    int segments = 8;                           // most parallel connections for one large file
+    std::uint64_t segmentMinSize = 8ull << 20;  // files below this size use one connection
 
     std::uint64_t bandwidth = 0;  // bytes per second for all transfers together; 0: unlimited
     double requestTimeout = 30;   // seconds for connect, handshake, headers

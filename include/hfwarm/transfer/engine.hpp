@@ -67,7 +67,7 @@ struct EngineOptions {
     std::uint64_t minFreeSpace = 0;                  // bytes to leave free on the cache's file system
     std::chrono::milliseconds lockTimeout{600'000};  // longest wait for another process's blob lock
     std::size_t segments = 8;                        // most parallel connections for one large file
-    std::uint64_t segmentMinSize = 64ull << 20;      // files below this use one connection
+    std::uint64_t segmentMinSize = 8ull << 20;       // files below this use one connection
 };
 
 class Engine {

@@ -1,0 +1,51 @@
+#include "hfwarm/transfer/connection_policy.hpp"
+
+#include <algorithm>
+
+namespace hfwarm::transfer {
+
+std::optional<double> judgedRate(const ConnectionSample& sample) {
+    if (sample.bytes < kProbeBytes || sample.elapsed < kProbeTime) return std::nullopt;
+    return static_cast<double>(sample.bytes) / std::chrono::duration<double>(sample.elapsed).count();
+}
+
+std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::size_t current,
+                              std::size_t share, double busy) {
+    if (busy >= kBusyShare) return current;
+    std::optional<double> fastest;
+    for (const auto& sample : samples)
+        if (auto rate = judgedRate(sample)) fastest = std::max(fastest.value_or(0.0), *rate);
+    // Judged by the fastest connection: one slow starter on an uncapped link opens nothing.
+    if (!fastest || *fastest >= kCappedRate) return current;
+    return std::max(current, share);
+}
+
+bool keepAdded(double rateBefore, double rateAfter, std::size_t before, std::size_t added) {
+    if (before == 0) return true;
+    const double wanted =
+        rateBefore * (1 + kGainShare * static_cast<double>(added) / static_cast<double>(before));
+    return rateAfter >= wanted;
+}
+
+std::size_t hostShare(std::size_t hostBudget, std::size_t files, std::size_t segments, std::uint64_t size) {
+    const std::size_t even = std::max(hostBudget / std::max<std::size_t>(files, 1), kMinConnections);
+    const auto pieces = static_cast<std::size_t>(std::max<std::uint64_t>(size / kMinPiece, 1));
+    return std::max<std::size_t>(1, std::min({even, segments, pieces}));
+}
+
+bool useSegments(std::uint64_t size, std::uint64_t segmentMinSize, std::size_t segments) {
+    return segments > 1 && size >= segmentMinSize && size >= 2 * kMinPiece;
+}
+
+std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections) {
+    const std::uint64_t step = std::clamp<std::uint64_t>(
+        untaken / (2 * std::max<std::size_t>(connections, 1)), kMinPiece, kMaxPiece);
+    return available >= step + step / 2 ? step : available;
+}
+
+std::optional<ByteRange> requestRange(std::uint64_t pos, std::uint64_t end, std::uint64_t size) {
+    if (pos == 0 && end == size && size <= kMaxRequest) return std::nullopt;
+    return ByteRange{pos, std::min(end, pos + kMaxRequest) - 1};
+}
+
+}  // namespace hfwarm::transfer
