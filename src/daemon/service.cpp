@@ -453,7 +453,8 @@ class Service final : public server::Handler {
         net::steady_timer timer(ioc_);
         while (!*stoppingFlag_) {
             timer.expires_after(std::chrono::seconds(1));
-            co_await timer.async_wait(kTuple);
+            auto [ec] = co_await timer.async_wait(kTuple);
+            if (ec || *stoppingFlag_) co_return;  // stopping: STOPPING=1 stays the last word to systemd
             if (!stack_.engine) continue;
             auto now = Clock::now();
             double dt = std::chrono::duration<double>(now - lastTick_).count();
