@@ -66,7 +66,7 @@ void ClassState::applyRate(TimePoint now) {
 }
 
 bool ClassState::windowRule() const {
-    return fixedWindow_ && quota_ && window_ && resetAt_;
+    return fixedWindow_ && quota_ && window_ && resetAt_ && !sharedOutage_;
 }
 
 std::uint64_t ClassState::reserved() const {
@@ -248,18 +248,24 @@ bool ClassState::applyAnnouncement(TimePoint now, const Observation& o) {
         rolled_ = false;
         remaining_ = rl.remaining;
     }
-    if (windowRule()) return true;
+    if (!windowRule()) paceToReset(now);
+    return true;
+}
+
+void ClassState::paceToReset(TimePoint now) {
     // The rate rule: never faster than configured, than q/w, nor than what remains over the time left.
     double leftSeconds = toSeconds(*resetAt_ - now);
     double rate = limits_.rate;
     if (quota_ && window_)
         rate = std::min(rate, static_cast<double>(*quota_) / static_cast<double>(*window_));
     auto left = static_cast<double>(*remaining_);
+    // A fixed window paced because the fleet's store is down still keeps its reserve; it also
+    // absorbs what the other daemons send before their answers tell this one.
+    if (sharedOutage_ && fixedWindow_) left = std::max(0.0, left - static_cast<double>(reserved()));
     if (leftSeconds > 0) rate = std::min(rate, left / leftSeconds);
     announcedRate_ = rate;
     applyRate(now);
     bucket_.limitTokens(now, std::max(0.0, left - rate * leftSeconds));
-    return true;
 }
 
 void ClassState::on429(TimePoint now, const Observation& o, bool current, double jitter) {
@@ -333,6 +339,31 @@ void ClassState::setLimits(TimePoint now, ClassLimits limits) {
     limits_ = limits;
     bucket_.setBurst(now, limits.burst);
     applyRate(now);
+}
+
+void ClassState::setSharedOutage(TimePoint now, bool outage) {
+    if (outage == sharedOutage_) return;
+    advance(now);
+    bool wasWindowRule = windowRule();
+    sharedOutage_ = outage;
+    if (!outage || !wasWindowRule) return;
+    // The bucket sat unused under the window rule, full to the burst: seed it as an answer would.
+    if (resetAt_ && !rolled_ && remaining_) {
+        paceToReset(now);
+    } else if (quota_ && window_) {
+        // The announced window is over: the next starts paced at q/w at most, one request at once.
+        announcedRate_ = static_cast<double>(*quota_) / static_cast<double>(*window_);
+        applyRate(now);
+        bucket_.limitTokens(now, 1.0);
+    }
+}
+
+void ClassState::withdraw(TimePoint now) {
+    advance(now);
+    // The newest flight is the one let go last; which one it is does not matter, they are alike.
+    if (!inFlight_.empty()) inFlight_.pop_back();
+    if (requests_ > 0) --requests_;
+    if (phase_ == Phase::Probing) probeOut_ = false;
 }
 
 void ClassState::setReserve(double reserve) {

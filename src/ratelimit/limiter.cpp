@@ -168,8 +168,10 @@ Limiter::Entry& Limiter::entry(std::string_view host, RequestClass cls) {
     auto key = std::make_pair(lowerHost(host), cls);
     auto it = entries_.find(key);
     if (it == entries_.end()) {
-        it = entries_.emplace(key, std::make_unique<Entry>(limitsFor(cls), clock_->now(), policy_)).first;
+        auto now = clock_->now();
+        it = entries_.emplace(key, std::make_unique<Entry>(limitsFor(cls), now, policy_)).first;
         it->second->state.setReserve(config_.reserve);
+        it->second->state.setSharedOutage(now, sharedOutage_);
     }
     return *it->second;
 }
@@ -177,12 +179,26 @@ Limiter::Entry& Limiter::entry(std::string_view host, RequestClass cls) {
 net::awaitable<void> Limiter::acquire(std::string host, RequestClass cls) {
     if (cls == RequestClass::Other) co_return;
     Entry& e = entry(host, cls);
-    co_await e.queue.wait(executor_, *clock_, [&e](TimePoint now) -> std::optional<Duration> {
-        auto d = e.state.tryAcquire(now);
-        if (d.go) return std::nullopt;
-        return d.wait;
-    });
-    if (!shared_) co_return;
+    for (;;) {
+        bool windowGrant = false;
+        co_await e.queue.wait(executor_, *clock_,
+                              [&e, &windowGrant](TimePoint now) -> std::optional<Duration> {
+                                  auto d = e.state.tryAcquire(now);
+                                  if (!d.go) return d.wait;
+                                  windowGrant = e.state.status(now).windowRule;
+                                  return std::nullopt;
+                              });
+        if (!shared_) co_return;
+        auto shared = co_await takeShared(host, cls, e);
+        if (shared) co_return;
+        // The store stopped answering while this request waited for it: the window rule let it go on
+        // the assumption that the fleet's count bounds it. It queues again under the pace instead.
+        if (!windowGrant) co_return;
+        e.state.withdraw(clock_->now());
+    }
+}
+
+net::awaitable<bool> Limiter::takeShared(std::string host, RequestClass cls, Entry& e) {
     for (;;) {
         auto s = e.state.status(clock_->now());
         std::uint64_t quota = 0;
@@ -196,13 +212,26 @@ net::awaitable<void> Limiter::acquire(std::string host, RequestClass cls) {
                 std::max(1.0, std::floor(s.configuredRate * static_cast<double>(kGuessedWindow.count()))));
         }
         auto wait = co_await shared_->take(host, cls, quota, window);
-        if (!wait || wait->count() == 0) co_return;
+        setSharedOutage(!wait);
+        if (!wait) co_return false;
+        if (wait->count() == 0) co_return true;
         util::logger("ratelimit")
             ->debug("shared budget spent, waiting host={} class={} wait_s={:.3f}", host, className(cls),
                     std::chrono::duration<double>(*wait).count());
         // Cancellation throws operation_aborted out of the wait, as documented for acquire().
         net::steady_timer timer(executor_, *wait);
         co_await timer.async_wait(net::use_awaitable);
+    }
+}
+
+void Limiter::setSharedOutage(bool outage) {
+    // One store for every host and class: when it fails for one, the others cannot count on it either.
+    if (outage == sharedOutage_) return;
+    sharedOutage_ = outage;
+    auto now = clock_->now();
+    for (auto& [key, e] : entries_) {
+        e->state.setSharedOutage(now, outage);
+        e->queue.wakeHead();
     }
 }
 

@@ -374,7 +374,7 @@ class Case:
         with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
             elapsed, _ = self.fleet(sim, redis.url, [[repo] for repo in repos])
             log = self.resolvers(sim)
-        refused = refusals_per_window(log, window)
+        refused = refusals_per_window(log)
         print(f"{files} files in {elapsed:.2f} s, floor {floor:.2f} s ({elapsed / floor:.2f}x), "
               f"429s per window {refused}")
         check(len(log) >= files, f"only {len(log)} resolver requests for {files} files")
@@ -400,7 +400,7 @@ class Case:
                 redis.stop()
             elapsed, results = self.fleet(sim, redis.url, [[repo] for repo in repos], during=stop_redis)
             log = self.resolvers(sim)
-        refused = refusals_per_window(log, window)
+        refused = refusals_per_window(log)
         print(f"{files} files in {elapsed:.2f} s with Redis stopped mid-warm, 429s per {window} s window {refused}")
         for _, output, _, (repo,) in results:
             equal(output.count(REDIS_DOWN), 1, f"{repo}: warnings of the stopped Redis (one per outage)\n"

@@ -667,6 +667,87 @@ TEST_CASE("window rule: a 429 still pauses the class until the reset, and a prob
     CHECK_FALSE(s.tryAcquire(t0 + 10s).go);
 }
 
+TEST_CASE("shared store down: a fixed window is paced, not spent at once, and keeps its reserve") {
+    // One daemon of a fleet: 59 left of 60 per 3 s, the reserve is 6.
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 59, 3, 60, 3));
+    CHECK(s.status(t0).windowRule);
+    // The store stops answering: the other daemons spend the same window unseen. The rate rule takes
+    // over at once: 9/s, with only what exceeds that pace in what remains (59 - 6 - 9 x 3) at once,
+    // where the window rule would send 53.
+    s.setSharedOutage(t0, true);
+    auto st = s.status(t0);
+    CHECK_FALSE(st.windowRule);
+    CHECK(st.rate == doctest::Approx(9.0));
+    CHECK(st.tokens == doctest::Approx(26.0));
+    CHECK(drain(s, t0) == 26);
+    CHECK(secondsOf(s.tryAcquire(t0).wait) == doctest::Approx(1.0 / 9.0));
+    // The fleet spent most of it: what remains above the reserve over the time left (14 over 2.9 s).
+    s.observe(t0 + 100ms, resolvers(200, 20, 3, 60, 3), 0.0);
+    CHECK(s.status(t0 + 100ms).rate == doctest::Approx(14.0 / 2.9));
+    CHECK(drain(s, t0 + 100ms) == 0);
+    // Down to the reserve: nothing more until the reset, which the class asks again at.
+    s.observe(t0 + 200ms, resolvers(200, 6, 3, 60, 3), 0.0);
+    auto held = s.tryAcquire(t0 + 1s);
+    CHECK_FALSE(held.go);
+    CHECK(held.wait == 2s);
+    // The next window opens paced too: one request at once, no probe-then-burst, then 9/s.
+    CHECK(drain(s, t0 + 3s) == 1);
+    CHECK_FALSE(s.status(t0 + 3s).probing);
+    CHECK(drain(s, t0 + 4s) == 9);
+}
+
+TEST_CASE("shared store back: the window rule spends the shared count at once again") {
+    ClassState s({9.0, 50.0}, t0);
+    // Down from the start: before any announcement the rate rule applies anyway.
+    s.setSharedOutage(t0, true);
+    CHECK(s.sharedOutage());
+    openWith(s, t0, resolvers(200, 59, 3, 60, 3));
+    CHECK_FALSE(s.status(t0).windowRule);
+    CHECK(drain(s, t0) == 26);
+    // The store answers again: the Limiter's take counts the fleet again, and the window rule lets
+    // what remains go less the reserve and the 26 in flight.
+    s.setSharedOutage(t0 + 10ms, false);
+    CHECK(s.status(t0 + 10ms).windowRule);
+    CHECK(drain(s, t0 + 10ms) == 59 - 6 - 26);
+}
+
+TEST_CASE("shared store down after the window turned: the next window starts paced") {
+    ClassState s({30.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 59, 3, 60, 3));
+    CHECK(drain(s, t0 + 4s) == 1);  // past the reset: the window rule's probe
+    // Until an answer says more: q/w, below the configured 30/s, and the full bucket cut to one.
+    s.setSharedOutage(t0 + 4s, true);
+    CHECK(s.status(t0 + 4s).rate == doctest::Approx(20.0));
+    CHECK(s.status(t0 + 4s).tokens == doctest::Approx(1.0));
+    // The probe's answer opens the window: what remains above the reserve over the time left (53 over
+    // 3 s), nothing at once.
+    s.observe(t0 + 4100ms, resolvers(200, 59, 3, 60, 3), 0.0);
+    CHECK(s.status(t0 + 4100ms).rate == doctest::Approx(53.0 / 3.0));
+    CHECK(drain(s, t0 + 4100ms) == 0);
+    CHECK(drain(s, t0 + 5100ms) == 17);
+}
+
+TEST_CASE("a request let go by the window rule can be withdrawn when it will not be sent") {
+    ClassState s({9.0, 50.0}, t0);
+    // The probe, withdrawn: the next request probes instead.
+    REQUIRE(s.tryAcquire(t0).probe);
+    CHECK_FALSE(s.tryAcquire(t0).go);
+    s.withdraw(t0);
+    CHECK(s.status(t0).requests == 0u);
+    CHECK(s.status(t0).inFlight == 0u);
+    openWith(s, t0, resolvers(200, 59, 3, 60, 3));
+    // Five let go under the window rule, then the store fails before they were counted in it: they
+    // queue again under the pace, and no longer count as sent.
+    CHECK(drain(s, t0, 5) == 5);
+    s.setSharedOutage(t0, true);
+    for (int i = 0; i < 5; ++i) s.withdraw(t0);
+    auto st = s.status(t0);
+    CHECK(st.requests == 1u);
+    CHECK(st.inFlight == 0u);
+    CHECK(drain(s, t0) == 26);
+}
+
 TEST_CASE("a policy without w is ignored: the configured rate and burst apply") {
     auto now = utc(2026, 1, 1, 0, 0, 0);
     auto o = makeObservation(RequestClass::Resolvers, 200, "\"resolvers\";r=99;t=10",

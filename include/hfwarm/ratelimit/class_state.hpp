@@ -9,6 +9,9 @@
 //   one probe goes, and its answer opens the new window with what the Hub says remains.
 // - Rate: before that, and for any other policy (a sliding window, or a policy without `w`), the
 //   configured rate and burst, never faster than q/w nor than what remains spread over the time left.
+//   Also while the budget is shared with other daemons through a store that does not answer
+//   (setSharedOutage): they spend the same window unseen, so spending it at once would overspend it
+//   several times over; the pace then also leaves the reserve unspent.
 // In both, r = 0 holds the class until the reset and a 429 pauses it.
 #pragma once
 
@@ -119,6 +122,16 @@ class ClassState {
     const ClassLimits& limits() const { return limits_; }
     // The share of an announced fixed window never spent, 0 to 0.9 (clamped).
     void setReserve(double reserve);
+    // Whether the budget is shared with other daemons (the `redis` store) whose spending this class
+    // cannot see now: true when the store failed to answer, false once it answers again. While true
+    // the rate rule paces the class, re-seeded at once from the last announcement; false goes back
+    // to the window rule (the store then counts the fleet's requests again).
+    void setSharedOutage(TimePoint now, bool outage);
+    bool sharedOutage() const { return sharedOutage_; }
+    // Takes back a request tryAcquire() let go that will not be sent after all: it stops counting as
+    // in flight and as sent, and a probe lets the next request probe instead. A token the rate rule
+    // took is not given back: the Limiter withdraws only what the window rule let go.
+    void withdraw(TimePoint now);
 
     ClassStatus status(TimePoint now) const;
 
@@ -135,6 +148,7 @@ class ClassState {
     std::uint64_t inFlightAt(TimePoint now) const;
     Duration holdInWindow(TimePoint now) const;
     void applyRate(TimePoint now);
+    void paceToReset(TimePoint now);
     bool applyAnnouncement(TimePoint now, const Observation& o);
     void on429(TimePoint now, const Observation& o, bool current, double jitter);
     void pauseUntil(TimePoint until, bool probeAfter);
@@ -167,6 +181,8 @@ class ClassState {
     bool rolled_ = false;
     // The last policy named a fixed window.
     bool fixedWindow_ = false;
+    // The shared store is configured but does not answer (setSharedOutage).
+    bool sharedOutage_ = false;
     // When each request still in flight was let through, oldest first.
     std::deque<TimePoint> inFlight_;
     std::uint64_t count429_ = 0;

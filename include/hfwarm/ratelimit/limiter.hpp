@@ -77,8 +77,11 @@ class Limiter {
     // key `redis`): once the local budget lets a request go, acquire() also takes it from the shared
     // window, and waits for that window's end when the fleet has spent it. The quota and window are
     // the Hub's announced policy, the quota less the reserve (one shared count, spent as fast as the
-    // daemons can), else the configured rate over 300 s. When the store cannot answer,
-    // the local budget alone decides. Null: local only. Call before the first acquire().
+    // daemons can), else the configured rate over 300 s. When the store cannot answer, the local
+    // budget alone decides, and every class is paced (ClassState::setSharedOutage): the other
+    // daemons still spend the same window, unseen, so no daemon spends it at once alone. A request the
+    // window rule let go before the failure queues again under the pace. The next answer of the store
+    // restores the shared rule. Null: local only. Call before the first acquire().
     void setSharedBudget(std::unique_ptr<SharedBudget> shared);
 
     // Waits, FIFO across all transfers, until `n` bytes fit the global bandwidth budget; returns at
@@ -106,6 +109,10 @@ class Limiter {
     class WaitQueue;
 
     Entry& entry(std::string_view host, RequestClass cls);
+    // Counts a request `e` let go in the shared window, waiting while the fleet has spent it; false
+    // when the store did not answer.
+    net::awaitable<bool> takeShared(std::string host, RequestClass cls, Entry& e);
+    void setSharedOutage(bool outage);
     ClassLimits limitsFor(RequestClass cls) const;
 
     net::any_io_executor executor_;
@@ -117,6 +124,7 @@ class Limiter {
     std::uint64_t bytesTaken_ = 0;
     std::unique_ptr<WaitQueue> bytesQueue_;
     std::unique_ptr<SharedBudget> shared_;
+    bool sharedOutage_ = false;  // the store failed to answer the last take
     std::mt19937_64 rng_;
 };
 
