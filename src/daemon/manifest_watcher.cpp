@@ -46,7 +46,8 @@ net::awaitable<void> watchManifests(std::vector<std::filesystem::path> files, st
     }
     std::vector<char> buffer(64 * 1024);
     net::steady_timer debounce(co_await net::this_coro::executor);
-    bool pending = false;
+    // Shared with the debounce handler, which may run after this coroutine has ended.
+    auto pending = std::make_shared<bool>(false);
     while (!*stopping) {
         auto [ec, n] = co_await stream.async_read_some(net::buffer(buffer), kTuple);
         if (ec) co_return;
@@ -56,11 +57,11 @@ net::awaitable<void> watchManifests(std::vector<std::filesystem::path> files, st
             if (event->len > 0 && names.count(event->name) != 0) relevant = true;
             offset += sizeof(inotify_event) + event->len;
         }
-        if (!relevant || pending) continue;
-        pending = true;
+        if (!relevant || *pending) continue;
+        *pending = true;
         debounce.expires_after(kReloadDebounce);
-        debounce.async_wait([&pending, changed, stopping](const boost::system::error_code& error) {
-            pending = false;
+        debounce.async_wait([pending, changed, stopping](const boost::system::error_code& error) {
+            *pending = false;
             if (!error && !*stopping) changed();
         });
     }

@@ -17,6 +17,7 @@
 #include "hfwarm/protocol/messages.hpp"
 #include "hfwarm/server/activation.hpp"
 #include "hfwarm/server/server.hpp"
+#include "hfwarm/util/async.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 #include "hfwarm_version.h"
@@ -48,6 +49,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
+// How long a stop waits for the warms to end and the clients' last replies to be written before
+// the io_context stops; a transfer still running then keeps its partial file for the next start.
+constexpr std::chrono::seconds kStopGrace{3};
 
 class Service final : public server::Handler {
   public:
@@ -60,12 +64,13 @@ class Service final : public server::Handler {
           root_(std::move(root)),
           notifier_(std::getenv("NOTIFY_SOCKET") ? std::optional<std::string>(std::getenv("NOTIFY_SOCKET"))
                                                  : std::nullopt),
-          wake_(ioc, net::steady_timer::time_point::max()),
+          tasks_(ioc.get_executor()),
+          wake_(ioc.get_executor()),
+          stopSignals_(ioc, SIGINT, SIGTERM),
+          hangup_(ioc, SIGHUP),
           pool_(1),
           log_(util::logger("daemon")),
           scheduler_(std::chrono::seconds(static_cast<long long>(config_.refreshInterval))) {}
-
-    ~Service() override { pool_.join(); }
 
     int run() {
         if (!config_.offline) {
@@ -103,10 +108,8 @@ class Service final : public server::Handler {
         if (auto note = cache::candleRootNote(root_, cache::processEnv())) notices_.push_back(*note);
         notifier_.send("READY=1");
 
-        net::signal_set stopSignals(ioc_, SIGINT, SIGTERM);
-        waitForStop(stopSignals);
-        net::signal_set hangup(ioc_, SIGHUP);
-        waitForHangup(hangup);
+        waitForStop();
+        waitForHangup();
 
         spawn("scheduler", schedule());
         spawn("ticker", tick());
@@ -117,6 +120,8 @@ class Service final : public server::Handler {
         ioc_.run();
         return 0;
     }
+
+    ~Service() override { pool_.join(); }
 
     net::awaitable<protocol::Response> handle(protocol::Request request) override {
         namespace m = protocol::method;
@@ -148,7 +153,10 @@ class Service final : public server::Handler {
     Notifier notifier_;
     Stack stack_;
     std::unique_ptr<server::Server> server_;
-    net::steady_timer wake_;
+    util::TaskGroup tasks_;  // every long-running coroutine: cancelled together on stop
+    util::Event wake_;       // set when the schedule may have changed
+    net::signal_set stopSignals_;
+    net::signal_set hangup_;
     net::thread_pool pool_;
     std::shared_ptr<spdlog::logger> log_;
     Scheduler scheduler_;  // by entry key, kept across reloads
@@ -157,41 +165,59 @@ class Service final : public server::Handler {
     std::shared_ptr<bool> stoppingFlag_ = std::make_shared<bool>(false);  // shared with the watcher
     Clock::time_point lastTick_ = Clock::now();
 
-    template <class Awaitable>
-    void spawn(std::string what, Awaitable task) {
-        // During shutdown tasks end with errors on purpose: only failures before it are logged.
-        net::co_spawn(ioc_, std::move(task),
-                      [this, log = util::logFailure(log_, what)](std::exception_ptr e) {
-                          if (!*stoppingFlag_) log(e);
-                      });
+    void spawn(std::string what, net::awaitable<void> task) {
+        // A stop cancels the tasks, so they end with errors on purpose: only failures before it are
+        // logged.
+        tasks_.spawn(std::move(task),
+                     [this, log = util::logFailure(log_, std::move(what))](std::exception_ptr e) {
+                         if (!*stoppingFlag_) log(e);
+                     });
     }
 
-    void waitForStop(net::signal_set& signals) {
-        signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+    void waitForStop() {
+        stopSignals_.async_wait([this](const boost::system::error_code& ec, int signal) {
             if (!ec) shutdown(signal == SIGINT ? "SIGINT" : "SIGTERM");
         });
     }
 
-    void waitForHangup(net::signal_set& signals) {
-        signals.async_wait([this, &signals](const boost::system::error_code& ec, int) {
+    void waitForHangup() {
+        hangup_.async_wait([this](const boost::system::error_code& ec, int) {
             if (ec) return;
             reload("SIGHUP");
-            waitForHangup(signals);
+            waitForHangup();
         });
     }
 
+    // Stops accepting clients, cancels every task and lets them end, bounded by kStopGrace; then
+    // the io_context stops and run() returns.
     void shutdown(const std::string& why) {
         if (*stoppingFlag_) return;
         *stoppingFlag_ = true;
         log_->info("stopping reason=\"{}\"; partial downloads are kept and resume on the next start", why);
         notifier_.send("STOPPING=1");
         server_->stop();
-        // Give the replies already due (the shutdown acknowledgement) a moment to be written.
-        auto timer = std::make_shared<net::steady_timer>(ioc_, std::chrono::milliseconds(200));
-        timer->async_wait([this, timer](const boost::system::error_code&) { ioc_.stop(); });
+        boost::system::error_code ignored;
+        stopSignals_.cancel(ignored);
+        hangup_.cancel(ignored);
+        tasks_.cancel();
+        wake();
+        net::co_spawn(ioc_, finish(Clock::now() + kStopGrace), util::logFailure(log_, "stop"));
     }
 
-    void wake() { wake_.cancel(); }
+    net::awaitable<void> finish(Clock::time_point deadline) {
+        const bool drained = co_await tasks_.waitUntil(deadline);
+        if (!drained)
+            log_->warn("stopping with tasks={} still running after {} s; their partial downloads are kept",
+                       tasks_.size(), kStopGrace.count());
+        // The replies already due (the shutdown acknowledgement) are written before the clients close.
+        const bool closed = co_await server_->waitClosed(deadline);
+        if (!closed)
+            log_->warn("stopping with clients={} still connected after {} s", server_->clientCount(),
+                       kStopGrace.count());
+        ioc_.stop();
+    }
+
+    void wake() { wake_.set(); }
 
     // --- Scheduling ------------------------------------------------------------------------------
 
@@ -215,6 +241,7 @@ class Service final : public server::Handler {
     net::awaitable<void> schedule() {
         if (config_.offline) co_return;
         while (!*stoppingFlag_) {
+            wake_.reset();
             auto& engine = *stack_.engine;
             auto now = Clock::now();
             auto next = Clock::time_point::max();
@@ -227,8 +254,7 @@ class Service final : public server::Handler {
                 }
                 next = scheduler_.nextDue();
             }
-            wake_.expires_at(next);
-            co_await wake_.async_wait(kTuple);
+            co_await wake_.waitUntil(next);
         }
     }
 
@@ -458,7 +484,8 @@ class Service final : public server::Handler {
         net::steady_timer timer(ioc_);
         while (!*stoppingFlag_) {
             timer.expires_after(std::chrono::seconds(1));
-            co_await timer.async_wait(kTuple);
+            auto [ec] = co_await timer.async_wait(kTuple);
+            if (ec || *stoppingFlag_) co_return;  // stopping: STOPPING=1 stays the last word to systemd
             if (!stack_.engine) continue;
             auto now = Clock::now();
             double dt = std::chrono::duration<double>(now - lastTick_).count();
@@ -481,14 +508,26 @@ class Service final : public server::Handler {
     }
 };
 
+// An io_context whose suspended handlers can be destroyed before the objects they refer to.
+class StoppableContext : public net::io_context {
+  public:
+    using net::io_context::shutdown;
+};
+
 }  // namespace
 
 int runService(const config::Config& config, const manifest::Manifest& manifest,
                const std::filesystem::path& root, const Reconfigure& reconfigure) {
-    net::io_context ioc;
-    Service service(ioc, config, manifest, root, reconfigure);
-    int code = service.run();
-    if (code == 0) exitWithoutTeardown(0);
+    int code = 0;
+    {
+        StoppableContext ioc;
+        Service service(ioc, config, manifest, root, reconfigure);
+        code = service.run();
+        // What a cancelled task left suspended is destroyed here, while the service it refers to
+        // is still alive.
+        ioc.shutdown();
+    }
+    if (code == 0) util::logger("daemon")->info("stopped");
     return code;
 }
 

@@ -71,8 +71,8 @@ class Limiter::WaitQueue {
     // Returns once `tryGo(now)` grants (returns nullopt) while this caller is at the head; until
     // then tryGo says how long to sleep. tryGo is never called again after the queue is destroyed.
     template <class TryGo>
-    net::awaitable<void> wait(net::any_io_executor ex, TryGo tryGo) {
-        if (waiters_.empty() && !tryGo(Clock::now())) co_return;
+    net::awaitable<void> wait(net::any_io_executor ex, const LimiterClock& clock, TryGo tryGo) {
+        if (waiters_.empty() && !tryGo(clock.now())) co_return;
         Waiter self(ex);
         self.queue = this;
         waiters_.push_back(&self);
@@ -86,10 +86,10 @@ class Limiter::WaitQueue {
         } leave{self};
         for (;;) {
             if (waiters_.front() == &self) {
-                auto now = Clock::now();
+                auto now = clock.now();
                 auto wait = tryGo(now);
                 if (!wait) co_return;
-                self.timer.expires_at(deadline(now, *wait));
+                self.timer.expires_at(clock.wakeAt(deadline(now, *wait)));
             } else {
                 self.timer.expires_at(TimePoint::max());
             }
@@ -127,15 +127,38 @@ struct Limiter::Entry {
     WaitQueue queue;
 };
 
-Limiter::Limiter(net::any_io_executor executor, LimiterConfig config, ClassPolicy policy)
+namespace {
+
+class SteadyClock final : public LimiterClock {
+  public:
+    TimePoint now() const override { return Clock::now(); }
+};
+
+}  // namespace
+
+std::shared_ptr<LimiterClock> steadyClock() {
+    return std::make_shared<SteadyClock>();
+}
+
+Limiter::Limiter(net::any_io_executor executor, LimiterConfig config, ClassPolicy policy,
+                 std::shared_ptr<LimiterClock> clock)
     : executor_(std::move(executor)),
+      clock_(clock ? std::move(clock) : steadyClock()),
       config_(config),
       policy_(policy),
-      bytesBucket_(static_cast<double>(config.bandwidth), bandwidthBurst(config.bandwidth), Clock::now()),
+      bytesBucket_(static_cast<double>(config.bandwidth), bandwidthBurst(config.bandwidth), clock_->now()),
       bytesQueue_(std::make_unique<WaitQueue>()),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()) {
+    // A clock that moves on its own: every head asks again.
+    clock_->onAdvance([this] {
+        for (auto& [key, e] : entries_) e->queue.wakeHead();
+        bytesQueue_->wakeHead();
+    });
+}
 
-Limiter::~Limiter() = default;
+Limiter::~Limiter() {
+    clock_->onAdvance({});
+}
 
 ClassLimits Limiter::limitsFor(RequestClass cls) const {
     return cls == RequestClass::Api ? config_.api : config_.resolvers;
@@ -145,7 +168,7 @@ Limiter::Entry& Limiter::entry(std::string_view host, RequestClass cls) {
     auto key = std::make_pair(lowerHost(host), cls);
     auto it = entries_.find(key);
     if (it == entries_.end()) {
-        auto now = Clock::now();
+        auto now = clock_->now();
         it = entries_.emplace(key, std::make_unique<Entry>(limitsFor(cls), now, policy_)).first;
         it->second->state.setReserve(config_.reserve);
         it->second->state.setSharedOutage(now, sharedOutage_);
@@ -158,25 +181,26 @@ net::awaitable<void> Limiter::acquire(std::string host, RequestClass cls) {
     Entry& e = entry(host, cls);
     for (;;) {
         bool windowGrant = false;
-        co_await e.queue.wait(executor_, [&e, &windowGrant](TimePoint now) -> std::optional<Duration> {
-            auto d = e.state.tryAcquire(now);
-            if (!d.go) return d.wait;
-            windowGrant = e.state.status(now).windowRule;
-            return std::nullopt;
-        });
+        co_await e.queue.wait(executor_, *clock_,
+                              [&e, &windowGrant](TimePoint now) -> std::optional<Duration> {
+                                  auto d = e.state.tryAcquire(now);
+                                  if (!d.go) return d.wait;
+                                  windowGrant = e.state.status(now).windowRule;
+                                  return std::nullopt;
+                              });
         if (!shared_) co_return;
         auto shared = co_await takeShared(host, cls, e);
         if (shared) co_return;
         // The store stopped answering while this request waited for it: the window rule let it go on
         // the assumption that the fleet's count bounds it. It queues again under the pace instead.
         if (!windowGrant) co_return;
-        e.state.withdraw(Clock::now());
+        e.state.withdraw(clock_->now());
     }
 }
 
 net::awaitable<bool> Limiter::takeShared(std::string host, RequestClass cls, Entry& e) {
     for (;;) {
-        auto s = e.state.status(Clock::now());
+        auto s = e.state.status(clock_->now());
         std::uint64_t quota = 0;
         std::chrono::milliseconds window = kGuessedWindow;
         if (s.quota && s.window && *s.window > 0) {
@@ -204,7 +228,7 @@ void Limiter::setSharedOutage(bool outage) {
     // One store for every host and class: when it fails for one, the others cannot count on it either.
     if (outage == sharedOutage_) return;
     sharedOutage_ = outage;
-    auto now = Clock::now();
+    auto now = clock_->now();
     for (auto& [key, e] : entries_) {
         e->state.setSharedOutage(now, outage);
         e->queue.wakeHead();
@@ -217,7 +241,7 @@ void Limiter::setSharedBudget(std::unique_ptr<SharedBudget> shared) {
 
 net::awaitable<void> Limiter::acquireBytes(std::size_t n) {
     if (config_.bandwidth == 0) co_return;
-    co_await bytesQueue_->wait(executor_, [this, n](TimePoint now) -> std::optional<Duration> {
+    co_await bytesQueue_->wait(executor_, *clock_, [this, n](TimePoint now) -> std::optional<Duration> {
         // The cap may have been lifted while this transfer waited.
         if (config_.bandwidth == 0) return std::nullopt;
         auto amount = static_cast<double>(n);
@@ -236,7 +260,7 @@ void Limiter::observe(std::string_view host, RequestClass cls, int status, std::
     auto o = makeObservation(cls, status, rateLimitHeader, policyHeader, retryAfterHeader,
                              std::chrono::system_clock::now(), cacheHit);
     auto jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    auto now = Clock::now();
+    auto now = clock_->now();
     bool wasPaused = e.state.status(now).pausedFor > 0;
     e.state.observe(now, o, jitter);
     auto s = e.state.status(now);
@@ -254,7 +278,7 @@ void Limiter::observe(std::string_view host, RequestClass cls, int status, std::
 
 void Limiter::setLimits(const LimiterConfig& config) {
     config_ = config;
-    auto now = Clock::now();
+    auto now = clock_->now();
     for (auto& [key, e] : entries_) {
         e->state.setLimits(now, limitsFor(key.second));
         e->state.setReserve(config.reserve);
@@ -266,7 +290,7 @@ void Limiter::setLimits(const LimiterConfig& config) {
 }
 
 LimiterStatus Limiter::snapshot() const {
-    auto now = Clock::now();
+    auto now = clock_->now();
     LimiterStatus s;
     for (const auto& [key, e] : entries_)
         s.classes.push_back(HostClassStatus{key.first, key.second, e->queue.size(), e->state.status(now)});

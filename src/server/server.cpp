@@ -1,6 +1,7 @@
 #include "hfwarm/server/server.hpp"
 
 #include "hfwarm/protocol/messages.hpp"
+#include "hfwarm/util/async.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm_version.h"
 
@@ -107,7 +108,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         : executor_(std::move(executor)),
           options_(std::move(options)),
           handler_(handler),
-          acceptor_(executor_) {
+          acceptor_(executor_),
+          closed_(executor_) {
         if (options_.version.empty()) options_.version = HFWARM_VERSION;
     }
 
@@ -125,6 +127,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     Handler& handler_;
     Acceptor acceptor_;
     std::set<Connection*> connections_;
+    util::Event closed_;  // set once stopping and no connection is left
     bool stopping_ = false;
     bool ownsSocketFile_ = false;
     ino_t socketInode_ = 0;
@@ -147,7 +150,10 @@ struct Connection : std::enable_shared_from_this<Connection> {
         wake_.expires_at(net::steady_timer::time_point::max());
         server_->connections_.insert(this);
     }
-    ~Connection() { server_->connections_.erase(this); }
+    ~Connection() {
+        server_->connections_.erase(this);
+        if (server_->stopping_ && server_->connections_.empty()) server_->closed_.set();
+    }
 
     net::awaitable<void> readLoop();
     net::awaitable<void> writeLoop();
@@ -358,14 +364,6 @@ net::awaitable<void> Server::Impl::reject(Socket socket) {
 
 net::awaitable<void> Server::Impl::acceptLoop() {
     auto keep = shared_from_this();
-    auto logErrors = [log = log_](std::exception_ptr error) {
-        if (!error) return;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            log->error("client coroutine failed error={}", e.what());
-        }
-    };
     while (!stopping_) {
         auto [ec, socket] = co_await acceptor_.async_accept(asTuple);
         if (stopping_) break;
@@ -379,7 +377,7 @@ net::awaitable<void> Server::Impl::acceptLoop() {
         }
         if (connections_.size() >= options_.maxClients) {
             log_->warn("refusing client: too many clients limit={}", options_.maxClients);
-            net::co_spawn(executor_, reject(std::move(socket)), logErrors);
+            net::co_spawn(executor_, reject(std::move(socket)), util::logFailure(log_, "refuse client"));
             continue;
         }
         // A small kernel buffer too: what a client that never reads can make the daemon compute is
@@ -389,8 +387,9 @@ net::awaitable<void> Server::Impl::acceptLoop() {
                           ignored);
         auto connection = std::make_shared<Connection>(keep, std::move(socket));
         log_->debug("client connected client={} clients={}", connection->id_, connections_.size());
-        net::co_spawn(executor_, connection->readLoop(), logErrors);
-        net::co_spawn(executor_, connection->writeLoop(), logErrors);
+        const auto name = fmt::format("client={}", connection->id_);
+        net::co_spawn(executor_, connection->readLoop(), util::logFailure(log_, "read " + name));
+        net::co_spawn(executor_, connection->writeLoop(), util::logFailure(log_, "write " + name));
     }
 }
 
@@ -492,15 +491,7 @@ Result<void> Server::listen() {
 }
 
 void Server::start() {
-    auto log = impl_->log_;
-    net::co_spawn(impl_->executor_, impl_->acceptLoop(), [log](std::exception_ptr error) {
-        if (!error) return;
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            log->error("accept loop failed error={}", e.what());
-        }
-    });
+    net::co_spawn(impl_->executor_, impl_->acceptLoop(), util::logFailure(impl_->log_, "accept loop"));
 }
 
 void Server::stop() {
@@ -525,6 +516,14 @@ void Server::stop() {
         if (!connection->busy_) connection->socket_.shutdown(Socket::shutdown_receive, ignored);
         connection->room_.cancel();
     }
+    if (impl.connections_.empty()) impl.closed_.set();
+}
+
+net::awaitable<bool> Server::waitClosed(std::chrono::steady_clock::time_point deadline) {
+    // The connections hold the Impl, so it outlives this wait even if the Server goes first.
+    auto impl = impl_;
+    const bool closed = co_await impl->closed_.waitUntil(deadline);
+    co_return closed;
 }
 
 void Server::broadcast(const protocol::Notification& notification) {

@@ -190,14 +190,13 @@ net::awaitable<void> Engine::Impl::warmOnce(std::shared_ptr<Run> runPtr) {
     run.progress.state = EntryState::Queued;  // until a file of it takes a slot
     std::size_t next = 0;
     std::vector<std::string> fileErrors;
-    WaitGroup group(executor);
+    // A cancelled warm (the daemon stopping) cancels its workers and waits for them to end.
+    util::TaskGroup group(executor);
     std::size_t workers = std::min(jobs.size(), std::max<std::size_t>(1, options.filesInFlight));
-    for (std::size_t w = 0; w < workers; ++w) {
-        group.add();
-        net::co_spawn(executor, fileWorker(runPtr, layout, commit, &jobs, &next, &fileErrors),
-                      util::logFailure(log, "download worker repo=" + name, [&group] { group.done(); }));
-    }
-    co_await group.wait();
+    for (std::size_t w = 0; w < workers; ++w)
+        group.spawn(fileWorker(runPtr, layout, commit, &jobs, &next, &fileErrors),
+                    util::logFailure(log, "download worker repo=" + name));
+    co_await group.join();
 
     if (run.removed) {
         log->info("entry removed while warming repo={}; partial files are kept", name);

@@ -498,6 +498,7 @@ class Case:
         equal(d.process.returncode, 0, "exit code after the shutdown method")
         check(not os.path.exists(d.socket), "the socket file outlives the daemon")
         check(os.path.isfile(partial) and os.path.getsize(partial) > 0, f"no partial file {partial} kept")
+        check(d.log().rstrip().endswith("info daemon: stopped"), "no 'stopped' line after the teardown\n" + d.log())
         first_partial = os.path.getsize(partial)
 
         d.start()
@@ -507,6 +508,7 @@ class Case:
         check(d.exited_within(5), "hfwarmd still runs 5 s after SIGTERM")
         took = time.monotonic() - stopped
         equal(d.process.returncode, 0, "exit code after SIGTERM")
+        check(d.log().rstrip().endswith("info daemon: stopped"), "no 'stopped' line after SIGTERM\n" + d.log())
         check(os.path.getsize(partial) > first_partial, "the second run added nothing to the partial file")
 
         d.start()

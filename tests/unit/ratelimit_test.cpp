@@ -8,10 +8,10 @@
 #include "hfwarm/ratelimit/token_bucket.hpp"
 
 #include <doctest/doctest.h>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <nlohmann/json.hpp>
@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -863,175 +865,193 @@ TEST_CASE("backoff ceilings double up to the cap and draws stay within them") {
 
 namespace {
 
-// Runs `body` on a fresh io_context and rethrows whatever it threw.
-template <class Body>
-void runAsync(Body body) {
-    net::io_context io;
-    std::exception_ptr failure;
-    net::co_spawn(io, body(io), [&](std::exception_ptr e) { failure = e; });
-    io.run();
-    if (failure) std::rethrow_exception(failure);
+// A clock that moves only when the test says: the limiter's waits then depend on no wall clock.
+class ManualClock final : public LimiterClock {
+  public:
+    TimePoint now() const override { return now_; }
+    TimePoint wakeAt(TimePoint at) const override { return at <= now_ ? TimePoint::min() : TimePoint::max(); }
+    void onAdvance(std::function<void()> advanced) override { advanced_ = std::move(advanced); }
+    void advance(Duration d) {
+        now_ += d;
+        if (advanced_) advanced_();
+    }
+
+  private:
+    TimePoint now_ = t0;
+    std::function<void()> advanced_;
+};
+
+// Runs what is ready until nothing is; the io_context may have run out of work before.
+void settle(net::io_context& io) {
+    io.restart();
+    io.poll();
 }
+
+auto rethrowFailure = [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+};
 
 }  // namespace
 
 TEST_CASE("the limiter serves waiters in FIFO order and a cancelled waiter leaves the queue") {
-    using namespace boost::asio::experimental::awaitable_operators;
-    auto started = Clock::now();
-    std::vector<int> order;
-    bool cancelledSeen = false;
+    auto clock = std::make_shared<ManualClock>();
+    net::io_context io;
     LimiterConfig config;
     config.api = {500.0, 1.0};  // one request every 2 ms
-    runAsync([&](net::io_context& io) -> net::awaitable<void> {
-        Limiter limiter(io.get_executor(), config);
-        co_await limiter.acquire("hub.test", RequestClass::Api);  // the first probe spends the burst
-        limiter.observe("hub.test", RequestClass::Api, 200, "", "", "");
-        int done = 0;
-        auto waiter = [&](int id) -> net::awaitable<void> {
-            co_await limiter.acquire("HUB.test", RequestClass::Api);
-            order.push_back(id);
-            ++done;
-        };
-        auto impatient = [&]() -> net::awaitable<void> {
-            net::steady_timer timeout(io, 1ms);
-            auto winner = co_await (limiter.acquire("hub.test", RequestClass::Api) ||
-                                    timeout.async_wait(net::use_awaitable));
-            cancelledSeen = winner.index() == 1;
-            ++done;
-        };
-        auto rethrow = [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        };
-        net::co_spawn(io, waiter(1), rethrow);
-        net::co_spawn(io, impatient(), rethrow);
-        for (int id = 2; id <= 5; ++id) net::co_spawn(io, waiter(id), rethrow);
-        // Requests to another host or of class Other never wait behind these.
-        co_await limiter.acquire("cdn.test", RequestClass::Api);
-        co_await limiter.acquire("hub.test", RequestClass::Other);
-        CHECK(limiter.snapshot().classes.size() == 2);
+    Limiter limiter(io.get_executor(), config, {}, clock);
+    std::vector<int> order;
+    auto waiter = [&](int id) -> net::awaitable<void> {
+        co_await limiter.acquire("HUB.test", RequestClass::Api);
+        order.push_back(id);
+    };
+    bool probed = false;
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            co_await limiter.acquire("hub.test", RequestClass::Api);  // the first probe spends the burst
+            probed = true;
+        },
+        rethrowFailure);
+    settle(io);
+    REQUIRE(probed);
+    limiter.observe("hub.test", RequestClass::Api, 200, "", "", "");
+    net::co_spawn(io, waiter(1), rethrowFailure);
+    net::cancellation_signal giveUp;
+    std::exception_ptr impatient;
+    net::co_spawn(io, limiter.acquire("hub.test", RequestClass::Api),
+                  net::bind_cancellation_slot(giveUp.slot(), [&](std::exception_ptr e) { impatient = e; }));
+    for (int id = 2; id <= 5; ++id) net::co_spawn(io, waiter(id), rethrowFailure);
+    settle(io);
+    CHECK(limiter.snapshot().classes.at(0).waiting == 6);
+    giveUp.emit(net::cancellation_type::terminal);
+    settle(io);
+    REQUIRE(impatient);
+    CHECK_THROWS_AS(std::rethrow_exception(impatient), boost::system::system_error);
+    CHECK(limiter.snapshot().classes.at(0).waiting == 5);
 
-        net::steady_timer poll(io);
-        while (done < 6) {
-            poll.expires_after(1ms);
-            co_await poll.async_wait(net::use_awaitable);
-        }
-        auto status = limiter.snapshot();
-        REQUIRE(status.classes.size() == 2);
-        CHECK(status.classes[1].host == "hub.test");
-        CHECK(status.classes[1].waiting == 0);
-        CHECK(status.classes[1].state.requests == 6);
-        auto j = limiter.status();
-        CHECK(j["classes"][1]["requests"] == 6);
-        CHECK(j["classes"][1]["remaining"].is_null());
-    });
-    CHECK(cancelledSeen);
+    // Requests to another host or of class Other never wait behind these.
+    bool others = false;
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            co_await limiter.acquire("cdn.test", RequestClass::Api);
+            co_await limiter.acquire("hub.test", RequestClass::Other);
+            others = true;
+        },
+        rethrowFailure);
+    settle(io);
+    CHECK(others);
+    CHECK(order.empty());
+
+    // One every 2 ms, in the order they came.
+    for (int step = 1; step <= 5; ++step) {
+        clock->advance(2ms);
+        settle(io);
+        CHECK(order.size() == static_cast<std::size_t>(step));
+    }
     CHECK(order == std::vector<int>{1, 2, 3, 4, 5});
-    CHECK(Clock::now() - started < 500ms);
+    auto status = limiter.snapshot();
+    REQUIRE(status.classes.size() == 2);
+    CHECK(status.classes[1].host == "hub.test");
+    CHECK(status.classes[1].waiting == 0);
+    CHECK(status.classes[1].state.requests == 6);
+    auto j = limiter.status();
+    CHECK(j["classes"][1]["requests"] == 6);
+    CHECK(j["classes"][1]["remaining"].is_null());
 }
 
 TEST_CASE("after a 429 the limiter holds every waiter, lets one probe through, and opens on its answer") {
+    auto clock = std::make_shared<ManualClock>();
+    net::io_context io;
     LimiterConfig config;
     config.resolvers = {1000.0, 10.0};
     ClassPolicy policy;
     policy.backoffBase = 4ms;
     policy.minPause = 1ms;
+    Limiter limiter(io.get_executor(), config, policy, clock);
     int done = 0;
-    runAsync([&](net::io_context& io) -> net::awaitable<void> {
-        Limiter limiter(io.get_executor(), config, policy);
-        limiter.observe("hub.test", RequestClass::Resolvers, 429, "", "", "");
-        // The pause's length is ClassState's, tested above with injected time; here it may already
-        // be over on a loaded machine, so only the recorded 429 is checked.
-        CHECK(limiter.snapshot().classes.at(0).state.count429 == 1);
-        for (int id = 1; id <= 3; ++id) {
-            net::co_spawn(
-                io,
-                [&]() -> net::awaitable<void> {
-                    co_await limiter.acquire("hub.test", RequestClass::Resolvers);
-                    ++done;
-                },
-                [](std::exception_ptr e) {
-                    if (e) std::rethrow_exception(e);
-                });
-        }
-        // Until the probe goes once the pause is over, however long the machine takes to get there.
-        net::steady_timer wait(io);
-        while (done < 1) {
-            wait.expires_after(1ms);
-            co_await wait.async_wait(net::use_awaitable);
-        }
-        // Only the probe went: the others wait for its answer, not for a time.
-        CHECK(done == 1);
-        CHECK(limiter.snapshot().classes.at(0).waiting == 2);
-        limiter.observe("hub.test", RequestClass::Resolvers, 200, "", "", "");
-        while (done < 3) {
-            wait.expires_after(1ms);
-            co_await wait.async_wait(net::use_awaitable);
-        }
-        CHECK(limiter.snapshot().classes.at(0).state.count429 == 1);
-    });
-    CHECK(done == 3);
-}
-
-TEST_CASE("the bandwidth cap serves transfers in order and can be lifted while they wait") {
-    LimiterConfig config;
-    config.bandwidth = 1'000'000;  // bursts of 200 kB
-    std::vector<int> order;
-    auto started = Clock::now();
-    Duration capped{};
-    runAsync([&](net::io_context& io) -> net::awaitable<void> {
-        Limiter limiter(io.get_executor(), config);
-        int done = 0;
-        auto rethrow = [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        };
-        for (int id = 1; id <= 3; ++id) {
-            net::co_spawn(
-                io,
-                [&, id]() -> net::awaitable<void> {
-                    co_await limiter.acquireBytes(150'000);
-                    order.push_back(id);
-                    ++done;
-                },
-                rethrow);
-        }
-        net::steady_timer poll(io);
-        while (done < 3) {
-            poll.expires_after(1ms);
-            co_await poll.async_wait(net::use_awaitable);
-        }
-        capped = Clock::now() - started;
-        auto status = limiter.snapshot();
-        CHECK(status.bandwidth.bytes == 450'000);
-        CHECK(status.bandwidth.waiting == 0);
-        auto text = toPrometheus(status);
-        CHECK(text.find("hfwarm_bandwidth_bytes_total 450000\n") != std::string::npos);
-        CHECK(text.find("hfwarm_bandwidth_limit_bytes_per_second 1000000\n") != std::string::npos);
-
-        // 10 MB would take 10 s; lifting the cap releases the waiter at once.
+    limiter.observe("hub.test", RequestClass::Resolvers, 429, "", "", "");
+    CHECK(limiter.snapshot().classes.at(0).state.count429 == 1);
+    for (int id = 1; id <= 3; ++id) {
         net::co_spawn(
             io,
             [&]() -> net::awaitable<void> {
-                co_await limiter.acquireBytes(10'000'000);
-                co_await limiter.acquireBytes(10'000'000);
+                co_await limiter.acquire("hub.test", RequestClass::Resolvers);
                 ++done;
             },
-            rethrow);
-        poll.expires_after(1ms);
-        co_await poll.async_wait(net::use_awaitable);
-        CHECK(limiter.snapshot().bandwidth.waiting == 1);
-        auto lifted = config;
-        lifted.bandwidth = 0;
-        limiter.setLimits(lifted);
-        while (done < 4) {
-            poll.expires_after(1ms);
-            co_await poll.async_wait(net::use_awaitable);
-        }
-    });
+            rethrowFailure);
+    }
+    settle(io);
+    CHECK(done == 0);    // paused
+    clock->advance(1s);  // well past the pause
+    settle(io);
+    // Only the probe went: the others wait for its answer, not for a time.
+    CHECK(done == 1);
+    CHECK(limiter.snapshot().classes.at(0).waiting == 2);
+    clock->advance(1s);
+    settle(io);
+    CHECK(done == 1);
+    limiter.observe("hub.test", RequestClass::Resolvers, 200, "", "", "");
+    settle(io);
+    CHECK(done == 3);
+    CHECK(limiter.snapshot().classes.at(0).state.count429 == 1);
+}
+
+TEST_CASE("the bandwidth cap serves transfers in order and can be lifted while they wait") {
+    auto clock = std::make_shared<ManualClock>();
+    net::io_context io;
+    LimiterConfig config;
+    config.bandwidth = 1'000'000;  // bursts of 200 kB
+    Limiter limiter(io.get_executor(), config, {}, clock);
+    std::vector<int> order;
+    for (int id = 1; id <= 3; ++id) {
+        net::co_spawn(
+            io,
+            [&, id]() -> net::awaitable<void> {
+                co_await limiter.acquireBytes(150'000);
+                order.push_back(id);
+            },
+            rethrowFailure);
+    }
+    // 450 kB at 1 MB/s with a 200 kB burst: the second at 0.1 s, the third at 0.25 s.
+    settle(io);
+    CHECK(order == std::vector<int>{1});
+    clock->advance(90ms);
+    settle(io);
+    CHECK(order == std::vector<int>{1});
+    clock->advance(20ms);
+    settle(io);
+    CHECK(order == std::vector<int>{1, 2});
+    clock->advance(130ms);
+    settle(io);
+    CHECK(order == std::vector<int>{1, 2});
+    clock->advance(20ms);
+    settle(io);
     CHECK(order == std::vector<int>{1, 2, 3});
-    // 450 kB at 1 MB/s with a 200 kB burst: 0.25 s.
-    CHECK(capped >= 240ms);
-    CHECK(capped < 400ms);
-    CHECK(Clock::now() - started < 600ms);
+    auto status = limiter.snapshot();
+    CHECK(status.bandwidth.bytes == 450'000);
+    CHECK(status.bandwidth.waiting == 0);
+    auto text = toPrometheus(status);
+    CHECK(text.find("hfwarm_bandwidth_bytes_total 450000\n") != std::string::npos);
+    CHECK(text.find("hfwarm_bandwidth_limit_bytes_per_second 1000000\n") != std::string::npos);
+
+    // 10 MB would take 10 s; lifting the cap releases the waiter at once.
+    bool lifted = false;
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            co_await limiter.acquireBytes(10'000'000);
+            co_await limiter.acquireBytes(10'000'000);
+            lifted = true;
+        },
+        rethrowFailure);
+    settle(io);
+    CHECK(limiter.snapshot().bandwidth.waiting == 1);
+    auto unlimited = config;
+    unlimited.bandwidth = 0;
+    limiter.setLimits(unlimited);
+    settle(io);
+    CHECK(lifted);
 }
 
 // RESP2 encoding and decoding for the shared budget's Redis client (DESIGN.md section 7).

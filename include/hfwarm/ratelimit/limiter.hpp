@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hfwarm/ratelimit/class_state.hpp"
+#include "hfwarm/ratelimit/clock.hpp"
 #include "hfwarm/ratelimit/limits.hpp"
 #include "hfwarm/ratelimit/request_class.hpp"
 #include "hfwarm/ratelimit/token_bucket.hpp"
@@ -56,7 +57,9 @@ class SharedBudget;
 
 class Limiter {
   public:
-    Limiter(net::any_io_executor executor, LimiterConfig config, ClassPolicy policy = {});
+    // `clock` is the steady clock when null; tests pass their own.
+    Limiter(net::any_io_executor executor, LimiterConfig config, ClassPolicy policy = {},
+            std::shared_ptr<LimiterClock> clock = nullptr);
     // Coroutines still waiting when the Limiter goes away resume with operation_aborted.
     ~Limiter();
     Limiter(const Limiter&) = delete;
@@ -113,6 +116,7 @@ class Limiter {
     ClassLimits limitsFor(RequestClass cls) const;
 
     net::any_io_executor executor_;
+    std::shared_ptr<LimiterClock> clock_;
     LimiterConfig config_;
     ClassPolicy policy_;
     std::map<std::pair<std::string, RequestClass>, std::unique_ptr<Entry>> entries_;

@@ -96,6 +96,10 @@ class Server {
     // full is dropped.
     void broadcast(const protocol::Notification& notification);
 
+    // After stop(): waits until every connection has closed or `deadline` passes; returns whether
+    // they all closed.
+    net::awaitable<bool> waitClosed(std::chrono::steady_clock::time_point deadline);
+
     std::size_t clientCount() const;
     std::size_t subscriberCount() const;
     const std::filesystem::path& socketPath() const;
