@@ -208,7 +208,7 @@ struct Engine::Impl {
 
     // Starts worker `index` of a parallel download.
     void startWorker(Run& run, const FileJob& job, const std::string& url, int fd, Pieces* pieces,
-                     WaitGroup* group, std::size_t index);
+                     util::TaskGroup* group, std::size_t index);
 
     // The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
     static net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window);
@@ -216,7 +216,8 @@ struct Engine::Impl {
     // Opens more connections for a parallel download when its connections are capped
     // (connection_policy.hpp), up to the file's share of the host; stops them if they bring nothing.
     net::awaitable<void> tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
-                                     Pieces* pieces, WaitGroup* group, std::size_t count, std::size_t most);
+                                     Pieces* pieces, util::TaskGroup* group, std::size_t count,
+                                     std::size_t most);
 
     // A large file on several connections at once (as aria2 -x and hf_transfer do): the preallocated
     // .incomplete file is cut into pieces that up to `segments` connections take in order (the

@@ -174,15 +174,12 @@ net::awaitable<void> Engine::Impl::pieceWorker(Run& run, const FileJob& job, con
 
 // Starts worker `index` of a parallel download.
 void Engine::Impl::startWorker(Run& run, const FileJob& job, const std::string& url, int fd, Pieces* pieces,
-                               WaitGroup* group, std::size_t index) {
+                               util::TaskGroup* group, std::size_t index) {
     ++pieces->active;
-    group->add();
-    net::co_spawn(executor, pieceWorker(run, job, url, fd, pieces, index),
-                  [pieces, group, index](std::exception_ptr e) {
-                      if (e) pieces->errors.push_back("a download connection stopped unexpectedly");
-                      --pieces->active;
-                      group->done();
-                  });
+    group->spawn(pieceWorker(run, job, url, fd, pieces, index), [pieces](std::exception_ptr e) {
+        if (e) pieces->errors.push_back("a download connection stopped unexpectedly");
+        --pieces->active;
+    });
 }
 
 // The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
@@ -203,7 +200,7 @@ net::awaitable<std::optional<double>> Engine::Impl::measureRate(const Pieces* pi
 // share of the host at once when they are slow, and stops the added ones again if they brought
 // no speed. The share grows as other files to the host finish.
 net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, const std::string& url, int fd,
-                                               Pieces* pieces, WaitGroup* group, std::size_t count,
+                                               Pieces* pieces, util::TaskGroup* group, std::size_t count,
                                                std::size_t most) {
     struct FirstByte {
         Clock::time_point at;
@@ -303,7 +300,8 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
     const std::size_t workers =
         std::max<std::size_t>(1, std::min<std::uint64_t>(options.segments, job.size / kMinPiece));
 
-    WaitGroup group(executor);
+    // A cancelled fetch (the daemon stopping, the entry removed) cancels its connections too.
+    util::TaskGroup group(executor);
     auto saveTimer = Clock::now();
     pieces.stop.assign(workers, false);
     pieces.received.assign(workers, 0);
@@ -318,51 +316,53 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
         workers, hostShare(client.options().connectionsPerHost, segmentedFiles, options.segments, job.size));
     const std::size_t first = std::min(kMinConnections, workers);
     for (std::size_t i = 0; i < first; ++i) startWorker(run, job, url, fd, &pieces, &group, i);
-    if (first < workers) {
-        group.add();
-        net::co_spawn(executor, tuneWorkers(run, job, url, fd, &pieces, &group, first, workers),
-                      util::logFailure(log, "connection tuner path=" + job.path, [&group] { group.done(); }));
-    }
-    group.add();
-    net::co_spawn(
-        executor,
-        [&]() -> net::awaitable<void> {
-            while (hashed < job.size && !hashFailed) {
-                // The pieces' progress trails their writes by at most kSaveInterval, so a process
-                // killed at any instant resumes close to where it stopped.
-                if (Clock::now() - saveTimer > kSaveInterval) {
-                    saveSegments(stateFile, pieces.state);
-                    saveTimer = Clock::now();
-                }
-                // What the front connection hashed from its buffers goes to disk in steps. The
-                // connection goes on hashing while this waits: look again afterwards.
-                if (hashed - writtenBack >= kHashStep ||
-                    (writtenBack < hashed && pieces.contiguous() > hashed)) {
-                    const std::uint64_t to = hashed;
-                    co_await hashRange(fd, nullptr, writtenBack, to, true);
-                    writtenBack = to;
-                    continue;
-                }
-                // Bytes that arrived ahead of the front: read back while nobody else hashes.
-                if (const std::uint64_t frontier = pieces.contiguous(); frontier > hashed) {
-                    const std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
-                    pieces.prefix.pool = true;
-                    if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;
-                    pieces.prefix.pool = false;
-                    hashed = writtenBack = upTo;
-                    continue;
-                }
-                if (pieces.finished()) break;
-                co_await sleepFor(std::chrono::milliseconds(20));
+    if (first < workers)
+        group.spawn(tuneWorkers(run, job, url, fd, &pieces, &group, first, workers),
+                    util::logFailure(log, "connection tuner path=" + job.path));
+    // Lives until the group is joined: the coroutine refers to it and, through it, to this frame.
+    auto hashLoop = [&]() -> net::awaitable<void> {
+        while (hashed < job.size && !hashFailed) {
+            // The pieces' progress trails their writes by at most kSaveInterval, so a process
+            // killed at any instant resumes close to where it stopped.
+            if (Clock::now() - saveTimer > kSaveInterval) {
+                saveSegments(stateFile, pieces.state);
+                saveTimer = Clock::now();
             }
-            if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
-        },
-        [&](std::exception_ptr e) {
-            if (e) hashFailed = true;
-            group.done();
-        });
-    co_await group.wait();
+            // What the front connection hashed from its buffers goes to disk in steps. The
+            // connection goes on hashing while this waits: look again afterwards.
+            if (hashed - writtenBack >= kHashStep || (writtenBack < hashed && pieces.contiguous() > hashed)) {
+                const std::uint64_t to = hashed;
+                co_await hashRange(fd, nullptr, writtenBack, to, true);
+                writtenBack = to;
+                continue;
+            }
+            // Bytes that arrived ahead of the front: read back while nobody else hashes.
+            if (const std::uint64_t frontier = pieces.contiguous(); frontier > hashed) {
+                const std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
+                pieces.prefix.pool = true;
+                if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;
+                pieces.prefix.pool = false;
+                hashed = writtenBack = upTo;
+                continue;
+            }
+            if (pieces.finished()) break;
+            co_await sleepFor(std::chrono::milliseconds(20));
+        }
+        if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
+    };
+    group.spawn(hashLoop(), [&hashFailed](std::exception_ptr e) {
+        if (e) hashFailed = true;
+    });
+    // Cancelled or not, the progress is saved once every connection has stopped, so the next run
+    // resumes where this one ended.
+    std::exception_ptr stopped;
+    try {
+        co_await group.join();
+    } catch (const boost::system::system_error&) {
+        stopped = std::current_exception();
+    }
     saveSegments(stateFile, pieces.state);
+    if (stopped) std::rethrow_exception(stopped);
 
     // Bytes this file no longer counts as done when it starts over.
     const auto forget = [&run, &pieces] {

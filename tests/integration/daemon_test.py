@@ -484,7 +484,11 @@ class Case:
     def test_shutdown_and_resume(self):
         big = write_repo(self.fixtures, "test/big", big_repo(8 * MIB))
         sim = self.start_sim("--cdn-rate", "1M")
-        d = Daemon(self, self.manifest("test/big\n")).start()
+        # One stream, so that the partial file grows with the bytes received and each run resumes
+        # where the last stopped (a parallel download's resume is crash_kill9's and
+        # engine_segmented_pieces' to prove).
+        config = self.config({"segment_min_size": "64M"})
+        d = Daemon(self, self.manifest("test/big\n"), extra=["--config", config]).start()
         sha = etag_of(big["weights.bin"])
         partial = d.blob("test/big", big["weights.bin"]) + ".incomplete"
 
