@@ -9,9 +9,12 @@ The importing script puts tests/support on sys.path for hfwarm_testing.
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 from hfwarm_testing import Failure, check, clean_env, equal, etag_of
@@ -209,3 +212,30 @@ class Daemon:
 
 def describe(result):
     return f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+
+
+def run_daemon_case(make_case, argv, prefix):
+    """The main of a daemon test script run as `SCRIPT HFWARMD HFWARMCTL HUBSIM_EXE HUBSIM_DIR CASE`:
+    runs `test_<CASE>` of `make_case(hfwarmd, hfwarmctl, hubsim, tmp)` in a fresh temp folder, prints
+    the daemon's logs on a failure, and always cleans up. Returns the exit code: 0, 1 on a failure, or
+    what the case returned (77 for a skipped case). HFWARM_TEST_KEEP=1 keeps the temp folder."""
+    hfwarmd, hfwarmctl, hubsim, _, name = argv[1:6]
+    # Unix socket paths are limited to 107 bytes: keep the temp folder short.
+    tmp = tempfile.mkdtemp(prefix=prefix, dir="/tmp" if len(tempfile.gettempdir()) > 40 else None)
+    case = make_case(os.path.abspath(hfwarmd), os.path.abspath(hfwarmctl), os.path.abspath(hubsim), tmp)
+    started = time.monotonic()
+    try:
+        code = getattr(case, "test_" + name)() or 0
+    except Failure as e:
+        print(f"FAIL {name}: {e}\n{case.logs()}", file=sys.stderr)
+        return 1
+    finally:
+        case.cleanup()
+        print(f"{name}: {time.monotonic() - started:.1f} s")
+        if os.environ.get("HFWARM_TEST_KEEP") == "1":
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if code == 0:
+        print(f"ok {name}")
+    return code

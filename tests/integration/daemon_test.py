@@ -10,7 +10,6 @@ usage: daemon_test.py HFWARMD HFWARMCTL HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (one
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import stat
@@ -29,7 +28,7 @@ from hfwarm_testing import (Failure, check, equal, etag_of, sha256, write_json, 
                             write_text)
 from hubsim_support import Simulator  # noqa: E402
 from daemon_support import (MIB, Daemon, big_repo, connect, describe, many_repo, poll, read_line,  # noqa: E402
-                            repo_folder, rpc, rpc_line, small_repo, write_repo)
+                            repo_folder, rpc, rpc_line, run_daemon_case, small_repo, write_repo)
 
 HEX40 = re.compile(r"[0-9a-f]{40}")
 # The states of a clean warm, in order (docs/protocol.md "States"): a listed entry is queued again
@@ -998,26 +997,7 @@ def _send_ignoring_close(sock, payload):
 
 
 def main():
-    hfwarmd, hfwarmctl, hubsim, _, name = sys.argv[1:6]
-    # Unix socket paths are limited to 107 bytes: keep the temp folder short.
-    tmp = tempfile.mkdtemp(prefix="hfwd-", dir="/tmp" if len(tempfile.gettempdir()) > 40 else None)
-    case = Case(os.path.abspath(hfwarmd), os.path.abspath(hfwarmctl), os.path.abspath(hubsim), tmp)
-    started = time.monotonic()
-    try:
-        getattr(case, "test_" + name)()
-    except Failure as e:
-        print(f"FAIL {name}: {e}\n{case.logs()}", file=sys.stderr)
-        return 1
-    finally:
-        case.cleanup()
-        print(f"{name}: {time.monotonic() - started:.1f} s")
-        # HFWARM_TEST_KEEP=1 keeps the caches, logs and simulator files for a look after a failure.
-        if os.environ.get("HFWARM_TEST_KEEP") == "1":
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print(f"ok {name}")
-    return 0
+    return run_daemon_case(Case, sys.argv, "hfwd-")
 
 
 if __name__ == "__main__":

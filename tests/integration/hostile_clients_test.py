@@ -21,9 +21,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import Failure, check, clean_env, equal, write_text  # noqa: E402
+from hfwarm_testing import check, clean_env, equal, write_text  # noqa: E402
 from hubsim_support import Simulator  # noqa: E402
-from daemon_support import Daemon, connect, describe, poll, rpc, rpc_line, small_repo, write_repo  # noqa: E402
+from daemon_support import Daemon, connect, describe, poll, rpc, rpc_line, small_repo, write_repo, run_daemon_case  # noqa: E402
 
 SKIP = 77  # meson's exit code for a skipped test
 MIB = 1 << 20
@@ -252,22 +252,7 @@ class Case:
 
 
 def main():
-    hfwarmd, hfwarmctl, hubsim, _, name = sys.argv[1:6]
-    # Unix socket paths are limited to 107 bytes: keep the temp folder short.
-    tmp = tempfile.mkdtemp(prefix="hfwh-", dir="/tmp")
-    case = Case(os.path.abspath(hfwarmd), os.path.abspath(hfwarmctl), os.path.abspath(hubsim), tmp)
-    code = 0
-    try:
-        code = getattr(case, "test_" + name)() or 0
-    except Failure as e:
-        print(f"FAIL {name}: {e}\n{case.logs()}", file=sys.stderr)
-        return 1
-    finally:
-        case.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    if code == 0:
-        print(f"ok {name}")
-    return code
+    return run_daemon_case(Case, sys.argv, "hfwh-")
 
 
 if __name__ == "__main__":

@@ -9,19 +9,17 @@ usage: priority_test.py HFWARMD HFWARMCTL HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (o
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
-import time
 
 HUBSIM_DIR = sys.argv[4] if len(sys.argv) > 4 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.abspath(HUBSIM_DIR))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from hfwarm_testing import Failure, check, equal, sha256, write_json, write_text  # noqa: E402
+from hfwarm_testing import check, equal, sha256, write_json, write_text  # noqa: E402
 from hubsim_support import Simulator  # noqa: E402
-from daemon_support import Daemon, describe, write_repo  # noqa: E402
+from daemon_support import Daemon, describe, write_repo, run_daemon_case  # noqa: E402
 
 ENTRIES = 6
 WEIGHTS = 300 * 1024  # an LFS file: fetched from the CDN, about 1.2 s at the capped rate
@@ -116,25 +114,7 @@ class Case:
 
 
 def main():
-    hfwarmd, hfwarmctl, hubsim, _, name = sys.argv[1:6]
-    # Unix socket paths are limited to 107 bytes: keep the temp folder short.
-    tmp = tempfile.mkdtemp(prefix="hfwp-", dir="/tmp" if len(tempfile.gettempdir()) > 40 else None)
-    case = Case(os.path.abspath(hfwarmd), os.path.abspath(hfwarmctl), os.path.abspath(hubsim), tmp)
-    started = time.monotonic()
-    try:
-        getattr(case, "test_" + name)()
-    except Failure as e:
-        print(f"FAIL {name}: {e}\n{case.logs()}", file=sys.stderr)
-        return 1
-    finally:
-        case.cleanup()
-        print(f"{name}: {time.monotonic() - started:.1f} s")
-        if os.environ.get("HFWARM_TEST_KEEP") == "1":
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print(f"ok {name}")
-    return 0
+    return run_daemon_case(Case, sys.argv, "hfwp-")
 
 
 if __name__ == "__main__":
