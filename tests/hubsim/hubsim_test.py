@@ -283,6 +283,44 @@ class Case:
             equal(r.status, 403, "expired URL")
             check(b"expired" in r.body, "the 403 says the URL expired")
 
+    def test_lfs_sha256_setting(self):
+        """`lfs_sha256` in .hubsim.json names an LFS file by the given sha256 without hashing it (here a
+        value that is not the content's, to show it is taken as given); a path that is no LFS file of
+        the main tree, or a value that is no sha256, is refused at start."""
+        repo = "test/given"
+        data = bytes(range(256)) * 1024
+        given = sha256(b"a fixture too large to hash at start")
+        folder = os.path.join(self.fixtures, repo)
+        os.makedirs(folder)
+        for name, content in (("weights.bin", data), ("config.json", b"{}\n")):
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(content)
+        settings = os.path.join(folder, ".hubsim.json")
+        with open(settings, "w") as f:
+            json.dump({"lfs_sha256": {"weights.bin": given}}, f)
+        with self.sim() as sim:
+            info = sim.get(f"/api/models/{repo}/revision/main?blobs=true").json()
+            siblings = {s["rfilename"]: s for s in info["siblings"]}
+            equal(siblings["weights.bin"]["lfs"]["sha256"], given, "lfs.sha256 of the listing")
+            pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{given}\nsize {len(data)}\n"
+            equal(siblings["weights.bin"]["blobId"], git_blob_sha1(pointer.encode()), "blobId of the pointer")
+            r = sim.get(f"/{repo}/resolve/main/weights.bin")
+            equal((r.status, r.header("X-Linked-Etag")), (302, f'"{given}"'), "resolve of the LFS file")
+            check(f"/lfs/{given}?" in r.header("Location"), f"the CDN URL names the sha256: {r.header('Location')}")
+            equal(sim.get(r.header("Location")).body, data, "CDN bytes")
+        for value, message in (({"config.json": given}, "'config.json', which is not an LFS file"),
+                               ({"absent.bin": given}, "'absent.bin', which is not a file of the main tree"),
+                               ({"weights.bin": given.upper()}, "lfs_sha256.weights.bin must be 64 lower-case hex")):
+            with open(settings, "w") as f:
+                json.dump({"lfs_sha256": value}, f)
+            try:
+                with self.sim():
+                    pass
+                raise AssertionError(f"the simulator started with lfs_sha256 {value}")
+            except RuntimeError as e:
+                check(message in str(e) and settings in str(e),
+                      f"the start error names {settings} and says {message!r}: {e}")
+
     def test_errors_and_redirects(self):
         with self.sim("--token", "hf_good") as sim:
             r = sim.head("/gpt2/resolve/main/missing.json")
@@ -348,13 +386,15 @@ class Case:
             equal(len(log), 5, "one line per request")
             for line in log:
                 for key in ("time", "method", "target", "listener", "connection", "class", "status", "bytes", "range",
-                            "auth"):
+                            "content_range", "auth"):
                     check(key in line, f"log line without {key}: {line}")
             equal([l["connection"] for l in log], [1, 2, 3, 4, 5], "connection numbers (one connection per request)")
             equal([l["class"] for l in log], ["api", "resolvers", "resolvers", "cdn", "other"], "classes")
             equal([l["listener"] for l in log], ["hub", "hub", "hub", "cdn", "hub"], "listeners")
             equal(log[1]["range"], "bytes=0-9", "range")
             equal((log[1]["status"], log[1]["bytes"]), (206, 10), "status and body bytes")
+            equal([l["content_range"] for l in log],
+                  [None, f"bytes 0-9/{len(self.files(MINILM)['config.json'])}", None, None, None], "Content-Range")
             equal(log[3]["bytes"], len(self.files(MINILM)["model.safetensors"]), "CDN body bytes")
             equal([l["auth"] for l in log], [False, False, True, False, False], "auth flags")
             with open(sim.log_file) as f:

@@ -56,7 +56,8 @@ std::vector<FileEntry> collectFiles(const fs::path& dir) {
     return files;
 }
 
-// Hashes what each file needs (sha256 for LFS files, the git blob sha1 otherwise) on all cores.
+// Hashes what each file needs (sha256 for LFS files, the git blob sha1 otherwise) on all cores; an LFS
+// file whose sha256 the settings give (`lfs_sha256`) is not read.
 void hashFiles(const std::vector<FileEntry*>& files, std::uint64_t lfsThreshold) {
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
@@ -66,7 +67,7 @@ void hashFiles(const std::vector<FileEntry*>& files, std::uint64_t lfsThreshold)
             FileEntry& f = *files[i];
             try {
                 if (f.size > lfsThreshold) {
-                    f.sha256 = util::hashFileHex(f.diskPath, util::HashKind::Sha256);
+                    if (f.sha256.empty()) f.sha256 = util::hashFileHex(f.diskPath, util::HashKind::Sha256);
                     const std::string pointer = lfsPointer(f);
                     f.pointerSize = pointer.size();
                     f.blobId = util::gitBlobSha1Hex(pointer);
@@ -101,6 +102,35 @@ void computeIds(Tree& tree, std::string_view repoKey) {
     }
     tree.commit = commit.finishHex();
     for (auto& [dir, hasher] : dirs) tree.dirOids[dir] = hasher.finishHex();
+}
+
+bool isSha256Hex(std::string_view s) {
+    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+// `lfs_sha256`: path -> sha256 of LFS files of the main tree, taken as given instead of hashed at
+// start (a sparse fixture of 60 GiB would take a minute to hash). Nothing checks the value: a wrong
+// one makes the simulator serve bytes that fail the client's hash check.
+void presetSha256(Tree& main, const nlohmann::json& value, const fs::path& settingsFile,
+                  std::uint64_t lfsThreshold) {
+    for (const auto& [path, sha] : value.items()) {
+        auto it =
+            std::find_if(main.files.begin(), main.files.end(), [&](const auto& f) { return f.path == path; });
+        if (it == main.files.end())
+            throw std::runtime_error(
+                fmt::format("{}: lfs_sha256 names '{}', which is not a file of the main tree",
+                            settingsFile.string(), path));
+        if (it->size <= lfsThreshold)
+            throw std::runtime_error(fmt::format(
+                "{}: lfs_sha256 names '{}', which is not an LFS file ({} bytes, --lfs-threshold {})",
+                settingsFile.string(), path, it->size, lfsThreshold));
+        if (!sha.is_string() || !isSha256Hex(sha.get<std::string>()))
+            throw std::runtime_error(fmt::format("{}: lfs_sha256.{} must be 64 lower-case hex digits",
+                                                 settingsFile.string(), path));
+        it->sha256 = sha.get<std::string>();
+    }
 }
 
 nlohmann::json readSettings(const fs::path& file) {
@@ -212,6 +242,8 @@ RepoStore RepoStore::load(const fs::path& fixtures, std::uint64_t lfsThreshold) 
                 repo->gated = value.get<bool>();
             } else if (key == "renamed_to" && value.is_string()) {
                 repo->renamedTo = value.get<std::string>();
+            } else if (key == "lfs_sha256" && value.is_object()) {
+                presetSha256(*treeOf(""), value, settingsFile, lfsThreshold);
             } else if ((key == "branches" || key == "tags") && value.is_object()) {
                 for (const auto& [ref, sub] : value.items()) {
                     if (!sub.is_string())
@@ -221,7 +253,8 @@ RepoStore RepoStore::load(const fs::path& fixtures, std::uint64_t lfsThreshold) 
                 }
             } else {
                 throw std::runtime_error(fmt::format(
-                    "{}: unknown key or wrong type for '{}' (expected branches, tags, gated, renamed_to)",
+                    "{}: unknown key or wrong type for '{}' (expected branches, tags, gated, renamed_to, "
+                    "lfs_sha256)",
                     settingsFile.string(), key));
             }
         }

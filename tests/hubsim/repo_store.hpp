@@ -64,7 +64,8 @@ struct Repo {
 
 class RepoStore {
   public:
-    // Scans `fixtures` (layout in tests/hubsim/README.md) and hashes every file, on all cores.
+    // Scans `fixtures` (layout in tests/hubsim/README.md) and hashes every file, on all cores, but
+    // the LFS files whose sha256 a repo's settings give (`lfs_sha256`).
     // Throws std::runtime_error naming the file or setting at fault.
     static RepoStore load(const std::filesystem::path& fixtures, std::uint64_t lfsThreshold);
 

@@ -44,6 +44,8 @@ void RequestLog::write(const LogRecord& record) {
         {"status", record.status},
         {"bytes", record.bytes},
         {"range", record.range ? nlohmann::json(*record.range) : nlohmann::json(nullptr)},
+        {"content_range",
+         record.contentRange ? nlohmann::json(*record.contentRange) : nlohmann::json(nullptr)},
         {"auth", record.auth},
     };
     if (record.fault) line["fault"] = *record.fault;

@@ -20,6 +20,7 @@ struct LogRecord {
     unsigned status = 0;
     std::uint64_t bytes = 0;  // body bytes sent
     std::optional<std::string> range;
+    std::optional<std::string> contentRange;  // the answer's Content-Range header
     bool auth = false;  // whether an Authorization header came; its value is never logged
     std::optional<std::string> fault;
     // The quota window the request counted in, numbered from 1 per identity and class; unset when the

@@ -267,6 +267,8 @@ class Server {
             Reply reply = cdn ? handleCdn(req, record) : handleHub(req, address, record);
             const bool open = co_await send(stream, req, reply, record, cdn, chunk);
             record.status = reply.head.result_int();
+            if (const auto contentRange = reply.head[bhttp::field::content_range]; !contentRange.empty())
+                record.contentRange = std::string(contentRange);
             log_.write(record);
             if (!open) co_return;
             if (!req.keep_alive()) break;
