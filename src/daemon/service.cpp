@@ -49,9 +49,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-// How long a stop waits for the warms to end and the clients' last replies to be written before
-// the io_context stops; a transfer still running then keeps its partial file for the next start.
-constexpr std::chrono::seconds kStopGrace{3};
 
 class Service final : public server::Handler {
   public:
@@ -506,12 +503,6 @@ class Service final : public server::Handler {
                                        util::humanBytes(static_cast<std::uint64_t>(result.totals.speed))));
         }
     }
-};
-
-// An io_context whose suspended handlers can be destroyed before the objects they refer to.
-class StoppableContext : public net::io_context {
-  public:
-    using net::io_context::shutdown;
 };
 
 }  // namespace
