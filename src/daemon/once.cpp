@@ -3,12 +3,12 @@
 #include "hfwarm/daemon/stack.hpp"
 #include "hfwarm/daemon/status_view.hpp"
 #include "hfwarm/protocol/summary.hpp"
+#include "hfwarm/util/async.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -91,7 +91,7 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
             const std::filesystem::path& root) {
     if (config.offline) return runOffline(manifest, root);
 
-    net::io_context ioc;
+    StoppableContext ioc;
     auto stack = makeStack(ioc.get_executor(), config, root);
     if (!stack) {
         std::cerr << "hfwarmd: " << stack.error().message << '\n';
@@ -106,17 +106,32 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
     const auto started = Clock::now();
     bool interrupted = false;
     bool finished = false;
+    util::TaskGroup tasks(ioc.get_executor());
+    net::steady_timer ticker(ioc);
 
+    // A signal stops the run as it stops the daemon: the warm-up is cancelled, its transfers save
+    // their progress and end, bounded by kStopGrace; what still runs then is abandoned with the
+    // io_context, its partial files kept.
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
         if (ec) return;
         interrupted = true;
         log->warn("stopping on signal={}; partial downloads are kept and resume on the next run", signal);
-        ioc.stop();
+        tasks.cancel();
+        net::co_spawn(
+            ioc,
+            [&]() -> net::awaitable<void> {
+                const bool drained = co_await tasks.waitUntil(Clock::now() + kStopGrace);
+                if (!drained)
+                    log->warn(
+                        "stopping with the warm-up still running after {} s; its partial downloads are kept",
+                        kStopGrace.count());
+                ioc.stop();
+            },
+            util::logFailure(log, "stop"));
     });
 
     const bool terminal = ::isatty(STDERR_FILENO) == 1;
-    net::steady_timer ticker(ioc);
     if (terminal) {
         net::co_spawn(
             ioc,
@@ -140,13 +155,26 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
             util::logFailure(log, "progress line"));
     }
 
-    net::co_spawn(ioc, engine.warmAll(), [&](std::exception_ptr e) {
-        finished = true;
-        ticker.cancel();
-        signals.cancel();
-        if (e) log->error("warm-up stopped reason=\"{}\"", util::exceptionText(e));
-    });
+    // One task per entry, as the daemon runs them, so that a stop reaches every transfer.
+    for (const auto& p : engine.progress()) {
+        tasks.spawn(engine.warm(p.entry.repo), [&, repo = p.entry.repo.display()](std::exception_ptr e) {
+            // A stop cancels the warms, so they end with errors on purpose.
+            if (e && !interrupted)
+                log->error("warm-up stopped repo={} reason=\"{}\"", repo, util::exceptionText(e));
+        });
+    }
+    net::co_spawn(
+        ioc,
+        [&]() -> net::awaitable<void> {
+            co_await tasks.waitUntil(Clock::time_point::max());
+            finished = true;
+            ticker.cancel();
+            signals.cancel();
+        },
+        util::logFailure(log, "warm-up"));
     ioc.run();
+    // What the stop abandoned is destroyed here, while the stack it refers to is still alive.
+    ioc.shutdown();
     if (terminal) std::fprintf(stderr, "\r\033[K");
 
     const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
@@ -160,8 +188,8 @@ int runOnce(const config::Config& config, const manifest::Manifest& manifest,
                     util::humanBytes(static_cast<std::uint64_t>(
                         elapsed > 0 ? static_cast<double>(counters.bytesFetched) / elapsed : 0)),
                     counters.filesDownloaded, counters.filesReused);
-    int code = printSummary(entries, extra);
-    if (interrupted) exitWithoutTeardown(1);
+    const int code = printSummary(entries, extra);
+    if (interrupted) return 1;
     return code;
 }
 

@@ -1,6 +1,7 @@
 #include "hfwarm/daemon/service.hpp"
 
 #include "hfwarm/cache/lock.hpp"
+#include "hfwarm/cache/maintenance.hpp"
 #include "hfwarm/cache/paths.hpp"
 #include "hfwarm/cache/root.hpp"
 #include "hfwarm/cache/scan.hpp"
@@ -49,9 +50,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = net::as_tuple(net::use_awaitable);
-// How long a stop waits for the warms to end and the clients' last replies to be written before
-// the io_context stops; a transfer still running then keeps its partial file for the next start.
-constexpr std::chrono::seconds kStopGrace{3};
 
 class Service final : public server::Handler {
   public:
@@ -451,9 +449,9 @@ class Service final : public server::Handler {
 
     // Re-hashes every blob of every entry's snapshot on the pool thread.
     net::awaitable<protocol::Response> verify(protocol::Request request) {
-        auto jobs = verifyJobs(manifest_, root_);
-        auto result = co_await net::co_spawn(pool_.get_executor(), verifySnapshots(std::move(jobs)),
-                                             net::use_awaitable);
+        auto jobs = cache::verifyJobs(manifest_, root_);
+        auto result =
+            co_await net::co_spawn(pool_.get_executor(), verifyResult(std::move(jobs)), net::use_awaitable);
         co_return protocol::makeResult(request.id, json(result));
     }
 
@@ -461,7 +459,7 @@ class Service final : public server::Handler {
         protocol::PruneParams params;
         if (auto error = protocol::checkPruneParams(request.params, params))
             return protocol::makeError(request.id, protocol::ErrorCode::InvalidParams, *error);
-        return protocol::makeResult(request.id, json(daemon::prune(manifest_, root_, params.apply)));
+        return protocol::makeResult(request.id, json(pruneResult(manifest_, root_, params.apply)));
     }
 
     protocol::Response metrics(const protocol::Request& request) {
@@ -506,12 +504,6 @@ class Service final : public server::Handler {
                                        util::humanBytes(static_cast<std::uint64_t>(result.totals.speed))));
         }
     }
-};
-
-// An io_context whose suspended handlers can be destroyed before the objects they refer to.
-class StoppableContext : public net::io_context {
-  public:
-    using net::io_context::shutdown;
 };
 
 }  // namespace

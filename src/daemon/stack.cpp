@@ -4,11 +4,7 @@
 #include "hfwarm/ratelimit/shared_budget.hpp"
 #include "hfwarm/util/log.hpp"
 
-#include <spdlog/spdlog.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <iostream>
+#include <algorithm>
 
 namespace hfwarm::daemon {
 
@@ -74,14 +70,6 @@ Result<Stack> makeStack(net::any_io_executor executor, const config::Config& con
     engineOptions.segmentMinSize = config.segmentMinSize;
     stack.engine = std::make_unique<transfer::Engine>(executor, *stack.client, *stack.limiter, engineOptions);
     return stack;
-}
-
-void exitWithoutTeardown(int code) {
-    spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& logger) { logger->flush(); });
-    std::cout.flush();
-    std::cerr.flush();
-    std::fflush(nullptr);
-    std::_Exit(code);
 }
 
 }  // namespace hfwarm::daemon

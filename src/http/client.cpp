@@ -6,17 +6,18 @@
 #include "proxy.hpp"
 #include "transport.hpp"
 
+#include "hfwarm/util/async.hpp"
 #include "hfwarm/util/log.hpp"
 #include "hfwarm_version.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -52,11 +53,12 @@ struct Client::Impl {
 
     // A request waiting for a connection; granted either an idle connection or a slot to open one.
     struct Waiter {
+        Waiter(net::any_io_executor executor, std::string k)
+            : key(std::move(k)), granted(std::move(executor)) {}
         std::string key;
-        net::steady_timer timer;
+        util::Event granted;  // set once it left the queue with a connection or a slot
         std::unique_ptr<Connection> connection;
         bool slot = false;
-        bool queued = true;
     };
 
     // Leaves the queue and gives back what was granted but not taken when the waiting request
@@ -65,7 +67,7 @@ struct Client::Impl {
         Impl& impl;
         Waiter& waiter;
         ~WaiterGuard() {
-            if (waiter.queued) impl.waiters.remove(&waiter);
+            if (!waiter.granted.isSet()) impl.waiters.remove(&waiter);
             if (waiter.connection) impl.release(std::move(waiter.connection), true);
             if (waiter.slot) impl.freeSlot(waiter.key);
         }
@@ -141,9 +143,8 @@ struct Client::Impl {
                 ++it;
                 continue;
             }
-            waiter.queued = false;
-            waiter.timer.cancel();
             it = waiters.erase(it);
+            waiter.granted.set();
         }
     }
 
@@ -263,15 +264,21 @@ struct Client::Impl {
         std::string key = url.scheme + "://" + url.authority();
         if (auto idle = takeIdle(key)) co_return std::move(idle);
         if (!reserveSlot(key)) {
-            Waiter waiter{key, net::steady_timer(executor, net::steady_timer::time_point::max()), nullptr,
-                          false, true};
+            Waiter waiter(executor, key);
             waiters.push_back(&waiter);
             WaiterGuard guard{*this, waiter};
-            co_await waiter.timer.async_wait(kTuple);
-            if (waiter.connection) co_return std::move(waiter.connection);
-            if (!waiter.slot)
+            // A request cancelled while it waits (a lost race, a stopped task) was granted nothing and
+            // leaves the queue with the guard, so what is freed next goes to the next waiter.
+            bool cancelled = false;
+            try {
+                co_await waiter.granted.wait();
+            } catch (const boost::system::system_error&) {
+                cancelled = true;
+            }
+            if (cancelled)
                 co_return Failure{FailureKind::Aborted, "the request to " + shown +
                                                             " was cancelled while waiting for a connection"};
+            if (waiter.connection) co_return std::move(waiter.connection);
             waiter.slot = false;
         }
         auto connection = std::make_unique<Connection>(executor, tls, key, url.https());

@@ -147,7 +147,6 @@ struct Connection : std::enable_shared_from_this<Connection> {
           idle_(socket_.get_executor()),
           room_(socket_.get_executor()),
           id_(server_->nextConnectionId_++) {
-        wake_.expires_at(net::steady_timer::time_point::max());
         server_->connections_.insert(this);
     }
     ~Connection() {
@@ -163,7 +162,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
         if (dropped_) return;
         queuedBytes_ += line->size();
         queue_.push_back(std::move(line));
-        wake_.cancel();
+        wake_.set();
     }
 
     // Queues a notification; a subscriber that would go past the limit is dropped (a broadcast
@@ -183,18 +182,19 @@ struct Connection : std::enable_shared_from_this<Connection> {
     bool full() const { return queuedBytes_ >= server_->options_.maxQueuedBytes; }
 
     // Until the writer has brought the queue under the limit: a client that sends requests without
-    // reading the replies is not read from, so its requests cost neither memory nor time.
+    // reading the replies is not read from, so its requests cost neither memory nor time. A dropped
+    // connection or a stopping server ends the wait too: the reader then has nothing more to read.
     net::awaitable<void> waitForRoom() {
-        while (full() && !dropped_) {
-            room_.expires_at(net::steady_timer::time_point::max());
-            co_await room_.async_wait(asTuple);
+        while (full() && !dropped_ && !server_->stopping_) {
+            room_.reset();
+            co_await room_.wait();
         }
     }
 
     // Writes what is queued, then closes.
     void finish() {
         closing_ = true;
-        wake_.cancel();
+        wake_.set();
     }
 
     // Closes now; queued lines are lost. The pending write (if any) still owns its buffer in queue_.
@@ -203,8 +203,8 @@ struct Connection : std::enable_shared_from_this<Connection> {
         dropped_ = true;
         boost::system::error_code ignored;
         socket_.close(ignored);
-        wake_.cancel();
-        room_.cancel();
+        wake_.set();
+        room_.set();
     }
 
     void armIdleTimer() {
@@ -224,9 +224,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
 
     std::shared_ptr<Server::Impl> server_;
     Socket socket_;
-    net::steady_timer wake_;  // the writer sleeps on it; cancel() wakes it
+    util::Event wake_;  // set when there is a line to write or the connection closes; the writer waits
     net::steady_timer idle_;
-    net::steady_timer room_;  // the reader sleeps on it while the queue is full; the writer wakes it
+    util::Event room_;  // set when the queue went under the limit or the connection closes; the reader waits
     std::deque<std::shared_ptr<const std::string>> queue_;
     std::size_t queuedBytes_ = 0;
     std::uint64_t id_;
@@ -288,7 +288,8 @@ net::awaitable<void> Connection::writeLoop() {
     for (;;) {
         if (queue_.empty()) {
             if (closing_) break;
-            co_await wake_.async_wait(asTuple);
+            wake_.reset();
+            co_await wake_.wait();
             continue;
         }
         auto [ec, written] = co_await net::async_write(socket_, net::buffer(*queue_.front()), asTuple);
@@ -302,13 +303,13 @@ net::awaitable<void> Connection::writeLoop() {
         }
         queuedBytes_ -= queue_.front()->size();
         queue_.pop_front();
-        if (!full()) room_.cancel();
+        if (!full()) room_.set();
     }
     boost::system::error_code ignored;
     socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
     idle_.cancel();
-    room_.cancel();
+    room_.set();
 }
 
 net::awaitable<protocol::Response> Server::Impl::dispatch(Connection& connection, protocol::Request request) {
@@ -514,7 +515,7 @@ void Server::stop() {
         // A read in progress ends with EOF and the reader lets the writer flush and close; a request
         // being handled still gets its reply, then the reader sees stopping_ and does the same.
         if (!connection->busy_) connection->socket_.shutdown(Socket::shutdown_receive, ignored);
-        connection->room_.cancel();
+        connection->room_.set();
     }
     if (impl.connections_.empty()) impl.closed_.set();
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`hfwarmd --once` against hfwarm-hubsim: the cache it leaves (bytes, hashes, symlinks, refs), the
-files it selects, and how it survives resets, kills, corrupt bytes, expired links, hostile listings,
-tokens, 429s, a warm cache and offline mode. Request counts come from the simulator's log.
+files it selects, and how it survives resets, kills, interrupts, corrupt bytes, expired links, hostile
+listings, tokens, 429s, a warm cache and offline mode. Request counts come from the simulator's log.
 
 usage: engine_test.py HFWARMD HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (meson runs one process per case)
 """
@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -371,6 +372,49 @@ class Case:
         fetched = sum(line["bytes"] for line in log)
         check(fetched <= len(data) - start, f"the second run fetched {fetched} bytes, resuming at {start}")
         check(not [n for n in os.listdir(blobs) if n.endswith(".incomplete")], "an .incomplete file is left")
+
+    def test_resume_after_interrupt(self):
+        """SIGINT or SIGTERM during `hfwarmd --once` stops the run as the daemon stops: within the grace
+        period, with the summary and exit code 1 (README), the .incomplete partial kept, and the next run
+        resumes from it instead of starting over."""
+        data = self.big_repo(6 * MIB)["weights.bin"]
+        manifest = self.warm.manifest("test/big\n")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            cache = self.cache(f"cache-{sig.name}")
+            blobs = os.path.join(cache, "models--test--big", "blobs")
+            with self.sim("--cdn-rate", "1M") as sim:
+                process = self.warm.start(sim, manifest, cache)
+                written = self.wait_for_partial(process, blobs, 512 * 1024)
+                process.send_signal(sig)
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    raise AssertionError(f"hfwarmd --once still ran 5 s after {sig.name}")
+            with open(process.output, errors="replace") as f:
+                output = f.read()
+            check(written >= 512 * 1024, f"only {written} bytes were written within 30 s")
+            equal(process.returncode, 1, f"exit code of --once after {sig.name}\n{output[-4000:]}")
+            check("partial downloads are kept" in output, f"no stop message after {sig.name}\n{output[-4000:]}")
+            row = next((line for line in output.splitlines() if line.startswith("test/big ")), None)
+            check(row is not None and " ready " not in row, f"no summary row of an unfinished test/big\n{output}")
+            check(os.path.exists(os.path.join(blobs, etag_of(data) + ".incomplete")),
+                  f"the .incomplete partial is gone after {sig.name}: {os.listdir(blobs)}")
+            check(not os.path.exists(os.path.join(blobs, etag_of(data))), f"a blob was published before {sig.name}")
+
+            with self.sim() as sim:
+                result = self.warm.run(sim, manifest, cache)
+                equal(result.returncode, 0, f"exit code of the run after {sig.name}\n" + describe(result))
+                self.check_repos(sim, cache, {"test/big": None})
+                log = cdn_lines(sim.log())
+            check(log, f"the run after {sig.name} made no CDN request")
+            start = parse_range_start(log[0]["range"])
+            check(start is not None and start > 0,
+                  f"the run after {sig.name} started from byte {start}, not from the partial file")
+            fetched = sum(line["bytes"] for line in log)
+            check(fetched <= len(data) - start, f"the run after {sig.name} fetched {fetched} bytes, resuming at {start}")
+            check(not [n for n in os.listdir(blobs) if n.endswith(".incomplete")], "an .incomplete file is left")
 
     def test_segmented_resume_after_kill(self):
         """A 64 MiB file is fetched as parallel ranges (the default segment_min_size); killed part-way,

@@ -1,4 +1,5 @@
 #include "hfwarm/cache/lock.hpp"
+#include "hfwarm/cache/maintenance.hpp"
 #include "hfwarm/cache/paths.hpp"
 #include "hfwarm/cache/root.hpp"
 #include "hfwarm/cache/safe_io.hpp"
@@ -17,6 +18,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 using namespace hfwarm;
 using namespace hfwarm::cache;
@@ -1069,4 +1072,75 @@ TEST_CASE("a temp name a killed writer left in the repo folder is removed once i
     CHECK_FALSE(fs::exists(old));
     CHECK(fs::exists(fresh));  // may belong to a writer still at work
     CHECK(fs::exists(other));  // not a name hfwarm makes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify and prune
+
+TEST_CASE("verify hashes the blob of every pointer and names the pointer whose blob does not match") {
+    TempDir tmp;
+    HfRepo repo = completeRepo(tmp.path);
+    const manifest::Manifest manifest{{entryFor(repoRef("org/name")), entryFor(repoRef("org/absent"))}};
+    auto jobs = verifyJobs(manifest, tmp.path);
+    REQUIRE(jobs.size() == 1);  // org/absent is not in the cache
+    CHECK(jobs[0].repo == "org/name");
+    CHECK(jobs[0].snapshot == repo.dir / "snapshots" / kCommit);
+
+    auto clean = verifySnapshots(jobs);
+    CHECK(clean.filesChecked == 3);
+    CHECK(clean.bytesChecked == std::string("{\"a\": 1}weights-weights{\"pooling\": true}").size());
+    CHECK(clean.problems.empty());
+
+    // Same size, other bytes: only the hash can tell.
+    writeFile(repo.dir / "blobs" / util::sha256Hex("weights-weights"), "weights-WEIGHTS");
+    auto corrupt = verifySnapshots(jobs);
+    CHECK(corrupt.filesChecked == 3);
+    REQUIRE(corrupt.problems.size() == 1);
+    CHECK(corrupt.problems[0].repo == "org/name");
+    CHECK(corrupt.problems[0].path == "model.safetensors");
+    CHECK_FALSE(corrupt.problems[0].problem.empty());
+}
+
+TEST_CASE(
+    "prune lists unused blobs and unlocked partial downloads of the manifest's repos, and removes "
+    "them only when applied") {
+    TempDir tmp;
+    HfRepo repo = completeRepo(tmp.path);
+    const std::string orphan = repo.blob("nobody points here", false);
+    const std::string stale(64, '7');
+    const std::string held(64, '8');
+    writeFile(repo.dir / "blobs" / (stale + ".incomplete"), "half");
+    writeFile(repo.dir / "blobs" / (held + ".incomplete"), "half, still downloading");
+    HfRepo other{tmp.path / "models--org--other"};
+    const std::string othersOrphan = other.blob("not in the manifest", false);
+    RepoLayout layout(tmp.path, repoRef("org/name"));
+    auto lock = BlobLock::tryAcquire(tmp.path, layout.lockFile(held).value());
+    REQUIRE(lock.has_value());
+    REQUIRE(lock->has_value());
+    const manifest::Manifest manifest{{entryFor(repoRef("org/name"))}};
+
+    auto listed = prune(manifest, tmp.path, false);
+    CHECK_FALSE(listed.applied);
+    std::vector<std::pair<fs::path, std::string>> items;
+    for (const auto& item : listed.items) items.emplace_back(item.path, item.reason);
+    std::sort(items.begin(), items.end());
+    std::vector<std::pair<fs::path, std::string>> expected{
+        {repo.dir / "blobs" / orphan, "blob no snapshot uses"},
+        {repo.dir / "blobs" / (stale + ".incomplete"), "stale partial download"}};
+    std::sort(expected.begin(), expected.end());
+    CHECK(items == expected);
+    CHECK(listed.bytes == std::string("nobody points here").size() + std::string("half").size());
+    CHECK(fs::exists(repo.dir / "blobs" / orphan));
+    CHECK(fs::exists(repo.dir / "blobs" / (stale + ".incomplete")));
+
+    auto applied = prune(manifest, tmp.path, true);
+    CHECK(applied.applied);
+    CHECK(applied.items.size() == 2);
+    CHECK(applied.bytes == listed.bytes);
+    CHECK_FALSE(fs::exists(repo.dir / "blobs" / orphan));
+    CHECK_FALSE(fs::exists(repo.dir / "blobs" / (stale + ".incomplete")));
+    CHECK(readFile(repo.dir / "blobs" / (held + ".incomplete")) == "half, still downloading");
+    CHECK(fs::exists(other.dir / "blobs" / othersOrphan));
+    CHECK(scanEntry(tmp.path, entryFor(repoRef("org/name"))).state == EntryState::Ready);
+    CHECK(prune(manifest, tmp.path, true).items.empty());
 }

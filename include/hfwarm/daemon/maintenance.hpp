@@ -1,6 +1,8 @@
-// The `verify` and `prune` methods' work on the repos of the manifests.
+// The `verify` and `prune` methods: the cache's checks over the repos of the manifests
+// (cache/maintenance.hpp), answered as protocol results.
 #pragma once
 
+#include "hfwarm/cache/maintenance.hpp"
 #include "hfwarm/manifest/manifest.hpp"
 #include "hfwarm/protocol/messages.hpp"
 #include "hfwarm/util/aliases.hpp"
@@ -8,25 +10,16 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <filesystem>
-#include <string>
 #include <vector>
 
 namespace hfwarm::daemon {
 
-struct VerifyJob {
-    std::string repo;
-    std::filesystem::path snapshot;
-};
+// Hashes the blob behind every pointer of each snapshot (cache::verifyJobs). Run it on a pool: it
+// reads whole files.
+net::awaitable<protocol::VerifyResult> verifyResult(std::vector<cache::VerifyJob> jobs);
 
-// The snapshot of each entry's resolved commit, for verifySnapshots.
-std::vector<VerifyJob> verifyJobs(const manifest::Manifest& manifest, const std::filesystem::path& root);
-
-// Hashes the blob behind every pointer of each snapshot. Run it on a pool: it reads whole files.
-net::awaitable<protocol::VerifyResult> verifySnapshots(std::vector<VerifyJob> jobs);
-
-// Leftovers of interrupted downloads nobody holds a lock on, and blobs no snapshot uses, in the
-// repos of the manifests; removed with `apply`, else only listed.
-protocol::PruneResult prune(const manifest::Manifest& manifest, const std::filesystem::path& root,
-                            bool apply);
+// cache::prune: removed with `apply`, else only listed.
+protocol::PruneResult pruneResult(const manifest::Manifest& manifest, const std::filesystem::path& root,
+                                  bool apply);
 
 }  // namespace hfwarm::daemon

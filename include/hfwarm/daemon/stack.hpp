@@ -9,7 +9,9 @@
 #include "hfwarm/util/result.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 
@@ -30,10 +32,16 @@ ratelimit::LimiterConfig limiterConfig(const config::Config& config);
 Result<Stack> makeStack(net::any_io_executor executor, const config::Config& config,
                         const std::filesystem::path& root);
 
-// Ends the process after an interrupted run without unwinding the coroutines still suspended in
-// the stack: they reference each other across the io_context, and tearing them down one by one buys
-// nothing at exit. The kernel closes the files and releases the flocks; partial downloads stay in
-// blobs/*.incomplete for the next run. Logs and stdio are flushed first.
-[[noreturn]] void exitWithoutTeardown(int code);
+// How long a stop (a signal, or the daemon's shutdown method) waits for the cancelled tasks to end,
+// and the daemon's clients for their last replies, before the io_context stops; a transfer still
+// running then keeps its partial file for the next run.
+constexpr std::chrono::seconds kStopGrace{3};
+
+// An io_context whose suspended handlers can be destroyed (shutdown()) before the objects they
+// refer to: what a stop left suspended once kStopGrace ran out goes while the stack is alive.
+class StoppableContext : public net::io_context {
+  public:
+    using net::io_context::shutdown;
+};
 
 }  // namespace hfwarm::daemon

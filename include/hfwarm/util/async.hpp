@@ -88,6 +88,30 @@ class Event {
     std::list<std::shared_ptr<Waiter>> waiters_;
 };
 
+namespace detail {
+// The wait of a group of tasks (WaitGroup::wait, TaskGroup::join): until `idle` is set. A caller
+// cancelled meanwhile still waits, since the tasks refer to the group and may refer to the caller:
+// each cancellation calls `onCancel` and the wait goes on; once the group is idle the caller gets
+// operation_aborted. `idle` belongs to the group, which outlives this wait.
+inline net::awaitable<void> waitForGroup(Event* idle, std::function<void()> onCancel) {
+    bool wasCancelled = false;
+    while (!idle->isSet()) {
+        bool aborted = false;
+        try {
+            co_await idle->wait();
+        } catch (const boost::system::system_error&) {
+            aborted = true;
+        }
+        if (aborted) {
+            wasCancelled = true;
+            if (onCancel) onCancel();
+            co_await net::this_coro::reset_cancellation_state();
+        }
+    }
+    if (wasCancelled) throw cancelled("the wait for a group of tasks was cancelled");
+}
+}  // namespace detail
+
 // Holds waiters while closed.
 class Gate {
   public:
@@ -172,22 +196,7 @@ class WaitGroup {
 
     // Returns once every added coroutine is done. A caller cancelled meanwhile still waits for them
     // (they refer to the group, so it must not leave before they end), then throws operation_aborted.
-    net::awaitable<void> wait() {
-        bool cancelled = false;
-        while (pending_ > 0) {
-            bool aborted = false;
-            try {
-                co_await idle_.wait();
-            } catch (const boost::system::system_error&) {
-                aborted = true;
-            }
-            if (aborted) {
-                cancelled = true;
-                co_await net::this_coro::reset_cancellation_state();
-            }
-        }
-        if (cancelled) throw detail::cancelled("the wait for a group of tasks was cancelled");
-    }
+    net::awaitable<void> wait() { co_await detail::waitForGroup(&idle_, {}); }
 
   private:
     Event idle_;
@@ -230,21 +239,7 @@ class TaskGroup {
     // child and still waits for them to end (they may refer to the caller), then throws
     // operation_aborted.
     net::awaitable<void> join() {
-        bool cancelled = false;
-        while (!signals_.empty()) {
-            bool aborted = false;
-            try {
-                co_await idle_.wait();
-            } catch (const boost::system::system_error&) {
-                aborted = true;
-            }
-            if (aborted) {
-                cancelled = true;
-                cancel();
-                co_await net::this_coro::reset_cancellation_state();
-            }
-        }
-        if (cancelled) throw detail::cancelled("the wait for a group of tasks was cancelled");
+        co_await detail::waitForGroup(&idle_, [this] { cancel(); });
     }
 
   private:
