@@ -25,6 +25,8 @@ namespace {
 constexpr std::chrono::milliseconds kTunePoll{10};
 // After it added connections, it measures the download's rate over at least this long.
 constexpr std::chrono::milliseconds kTuneWindow{250};
+// The event loop's load is judged over the last kBusyWindow to 2 x kBusyWindow.
+constexpr std::chrono::milliseconds kBusyWindow{100};
 // It waits at most this long for the added connections' first bytes.
 constexpr std::chrono::milliseconds kFirstByteWait{1000};
 // How far the saved progress of a parallel download may trail the bytes written.
@@ -182,17 +184,17 @@ void Engine::Impl::startWorker(Run& run, const FileJob& job, const std::string& 
     });
 }
 
-// The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
+// The bytes per second all downloads make over `window`; nothing when this one ends sooner.
 net::awaitable<std::optional<double>> Engine::Impl::measureRate(const Pieces* pieces,
                                                                 Clock::duration window) {
     const auto started = Clock::now();
-    const auto before = static_cast<double>(pieces->bytes());
+    const auto before = static_cast<double>(counters.bytesFetched);
     while (Clock::now() - started < window) {
         if (pieces->finished()) co_return std::nullopt;
         co_await sleepFor(kTunePoll);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    co_return (static_cast<double>(pieces->bytes()) - before) / seconds;
+    co_return (static_cast<double>(counters.bytesFetched) - before) / seconds;
 }
 
 // Opens more connections for a parallel download when its connections are capped
@@ -208,15 +210,29 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     };
     std::vector<std::optional<FirstByte>> first(most);
     std::vector<ConnectionSample> samples;
-    // The CPU time of the event loop (this thread) from the download's first byte.
-    std::optional<std::pair<Clock::time_point, std::chrono::nanoseconds>> loopFrom;
+    // The share of the time the event loop (this thread) spent on the CPU lately: over the last
+    // kBusyWindow, counted from the download's first byte.
+    struct LoopMark {
+        Clock::time_point at;
+        std::chrono::nanoseconds cpu;
+    };
+    std::optional<LoopMark> loopFrom, loopNext;
+    double busy = 0.0;
+    RateWindow hostRate(kTuneWindow);  // all downloads together
     while (count < most && !pieces->finished()) {
         const auto now = Clock::now();
-        if (!loopFrom && pieces->bytes() > 0) loopFrom.emplace(now, threadCpuTime());
-        const double busy = loopFrom && now > loopFrom->first
-                                ? std::chrono::duration<double>(threadCpuTime() - loopFrom->second).count() /
-                                      std::chrono::duration<double>(now - loopFrom->first).count()
-                                : 0.0;
+        hostRate.add(now, counters.bytesFetched);
+        if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadCpuTime()};
+        if (loopFrom && now > loopFrom->at) {
+            const auto cpu = threadCpuTime();
+            busy = std::chrono::duration<double>(cpu - loopFrom->cpu).count() /
+                   std::chrono::duration<double>(now - loopFrom->at).count();
+            // Two overlapping marks: the share is measured over kBusyWindow to twice that.
+            if (now - loopNext->at >= kBusyWindow) {
+                loopFrom = loopNext;
+                loopNext = LoopMark{now, cpu};
+            }
+        }
         samples.clear();
         for (std::size_t i = 0; i < count; ++i) {
             const std::uint64_t got = pieces->receivedBy(i);
@@ -230,8 +246,7 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
             co_await sleepFor(kTunePoll);
             continue;
         }
-        double before = 0;
-        for (const auto& sample : samples) before += judgedRate(sample).value_or(0.0);
+        const double before = hostRate.rate().value_or(0.0);
         for (std::size_t i = count; i < wanted; ++i) startWorker(run, job, url, fd, pieces, group, i);
         // The added connections are judged once they all carry bytes: their handshakes do not count.
         const auto added = Clock::now();
@@ -243,9 +258,11 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
         }
         auto after = co_await measureRate(pieces, kTuneWindow);
         if (!after) co_return;
-        const bool kept = keepAdded(before, *after, count, wanted - count);
+        const bool kept = keepAdded(before, *after);
         log->debug(
-            "connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} loop_busy={:.2f} kept={}",
+            "connections path={} from={} to={} host_rate_before={:.0f} host_rate_after={:.0f} "
+            "loop_busy={:.2f} "
+            "kept={}",
             job.path, count, wanted, before, *after, busy, kept);
         if (!kept) {
             for (std::size_t i = count; i < wanted; ++i) pieces->stop[i] = true;
@@ -337,7 +354,8 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
                 continue;
             }
             // Bytes that arrived ahead of the front: read back while nobody else hashes.
-            if (const std::uint64_t frontier = pieces.contiguous(); frontier > hashed) {
+            if (const std::uint64_t frontier = pieces.contiguous();
+                frontier > hashed && !pieces.prefix.pool) {
                 const std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
                 pieces.prefix.pool = true;
                 if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;

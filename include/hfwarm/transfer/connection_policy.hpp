@@ -7,12 +7,14 @@
 // connection a cost. The policy tells them apart from each connection's first bytes: a connection
 // slower than kCappedRate, while the event loop has CPU time to spare, is capped, and the download opens its
 // whole share of the host at once instead of doubling step by step, so that a 64 MiB file is on its full
-// count within a second. An added batch that does not bring speed is stopped again (keepAdded).
+// count within a second. An added batch that does not bring speed to the host is stopped again
+// (keepAdded).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 
@@ -28,10 +30,10 @@ constexpr std::chrono::milliseconds kProbeTime{100};
 constexpr double kCappedRate = 64.0 * (1 << 20);
 // The event loop is the limit when it spent at least this share of the time since the first byte
 // on the CPU: more connections would only share it (loopback, a debug build, a slow CPU).
-constexpr double kBusyShare = 0.5;
-// A batch of added connections is kept when the download's rate grows by this share of the
-// connections added (twice the connections at kGainShare 0.5: 1.5x the rate).
-constexpr double kGainShare = 0.5;
+constexpr double kBusyShare = 0.75;
+// A batch of added connections is kept when the rate of all downloads together grew at least
+// this much: less, and the link or the CPU, not the server, is the limit.
+constexpr double kMinGain = 1.1;
 // Pieces of a parallel download are kMinPiece to kMaxPiece, and no request asks for more than
 // kMaxRequest: the Hub's Xet bridge refuses range-less GETs of very large files.
 constexpr std::uint64_t kMinPiece = 4ull << 20;
@@ -55,9 +57,29 @@ std::optional<double> judgedRate(const ConnectionSample& sample);
 std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::size_t current,
                               std::size_t share, double busy);
 
-// Whether a batch of `added` connections, on top of `before` connections, paid for itself: the
-// download's rate went from `rateBefore` to `rateAfter` bytes per second.
-bool keepAdded(double rateBefore, double rateAfter, std::size_t before, std::size_t added);
+// Whether a batch of added connections paid for itself: the rate of all downloads together went
+// from `rateBefore` to `rateAfter` bytes per second. Judged over all files, not the one that
+// added them: files that add connections at the same moment share the link, so each one's own
+// rate says little about its batch.
+bool keepAdded(double rateBefore, double rateAfter);
+
+// The bytes per second of a growing count (the bytes all downloads received), from samples
+// taken at injected times: over the last `span`, or over what there is of it.
+class RateWindow {
+  public:
+    explicit RateWindow(std::chrono::nanoseconds span) : span_(span) {}
+    void add(std::chrono::steady_clock::time_point at, std::uint64_t total);
+    // Nothing until the samples cover at least kProbeTime.
+    std::optional<double> rate() const;
+
+  private:
+    struct Sample {
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t total = 0;
+    };
+    std::chrono::nanoseconds span_;
+    std::deque<Sample> samples_;
+};
 
 // One file's share of a host's connection budget, when `files` parallel downloads go to it: an
 // even split, at least kMinConnections, at most `segments` (the per-file cap), and no more than
