@@ -49,9 +49,10 @@ bool useSegments(std::uint64_t size, std::uint64_t segmentMinSize, std::size_t s
     return segments > 1 && size >= segmentMinSize && size >= 2 * kMinPiece;
 }
 
-std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections) {
-    const std::uint64_t step = std::clamp<std::uint64_t>(
-        untaken / (2 * std::max<std::size_t>(connections, 1)), kMinPiece, kMaxPiece);
+std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections,
+                          std::uint64_t minPiece) {
+    const std::uint64_t step =
+        std::clamp<std::uint64_t>(untaken / (2 * std::max<std::size_t>(connections, 1)), minPiece, kMaxPiece);
     return available >= step + step / 2 ? step : available;
 }
 

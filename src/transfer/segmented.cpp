@@ -96,6 +96,7 @@ struct Engine::Impl::Pieces {
     std::vector<bool> stop;    // per worker: take no new piece (the tuner sets it)
     PrefixHash prefix;         // the file's hash, fed by the connection at the front
     std::size_t planned = 1;   // the connections the pieces are cut for: the file's share at start
+    bool capped = false;       // the tuner added connections that the host's rate paid for
     // Per worker: the bytes of its finished pieces, and the piece it fetches now (with the
     // position it started from), so that the tuner sees each connection's progress.
     std::vector<std::uint64_t> received;
@@ -128,7 +129,8 @@ struct Engine::Impl::Pieces {
             if (span.claimed || span.pos >= span.end) continue;
             if (span.pos == span.begin) {
                 const std::uint64_t length =
-                    pieceLength(span.end - span.begin, untaken, std::max(active, planned));
+                    pieceLength(span.end - span.begin, untaken, std::max(active, planned),
+                                capped ? kTailPiece : kMinPiece);
                 if (length < span.end - span.begin) {
                     Span rest;
                     rest.begin = rest.pos = span.begin + length;
@@ -268,6 +270,7 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
             for (std::size_t i = count; i < wanted; ++i) pieces->stop[i] = true;
             co_return;
         }
+        pieces->capped = true;
         count = wanted;
     }
 }

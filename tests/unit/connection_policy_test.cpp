@@ -59,7 +59,8 @@ TEST_CASE("a connection is judged from its probe of bytes and time") {
     CHECK_FALSE(judgedRate({10 * MiB, kProbeTime - 1ms}));
     auto rate = judgedRate({kProbeBytes, kProbeTime});
     REQUIRE(rate);
-    CHECK(*rate == doctest::Approx(static_cast<double>(kProbeBytes) / 0.1));
+    CHECK(*rate == doctest::Approx(static_cast<double>(kProbeBytes) /
+                                   std::chrono::duration<double>(kProbeTime).count()));
     CHECK(wantedConnections(std::vector<ConnectionSample>{}, 2, 8, 0.1) == 2);
     // Never fewer than it has.
     CHECK(wantedConnections(connections(6, 10.0 * MiB, 1s), 6, 4, 0.1) == 6);
@@ -83,7 +84,7 @@ TEST_CASE("the host's rate is measured over the last window") {
     RateWindow window(250ms);
     CHECK_FALSE(window.rate());
     window.add(t0, 0);
-    window.add(t0 + 50ms, 5 * MiB);
+    window.add(t0 + kProbeTime - 1ms, 1 * MiB);
     CHECK_FALSE(window.rate());  // shorter than kProbeTime
     window.add(t0 + 100ms, 10 * MiB);
     REQUIRE(window.rate());
@@ -149,6 +150,22 @@ TEST_CASE("pieces cut as they are taken cover the file exactly once") {
     CHECK(pieceLength(64 * MiB, 64 * MiB, 8) == kMinPiece);
     CHECK(pieceLength(kMinPiece + kMinPiece / 2 - 1, 64 * MiB, 8) == kMinPiece + kMinPiece / 2 - 1);
     CHECK(pieceLength(kMinPiece + kMinPiece / 2, 64 * MiB, 8) == kMinPiece);
+    // A capped download's tail: pieces shrink to kTailPiece, so that its last connections finish
+    // within a few tens of ms of each other.
+    CHECK(pieceLength(64 * MiB, 64 * MiB, 8, kTailPiece) == kMinPiece);
+    CHECK(pieceLength(8 * MiB, 8 * MiB, 8, kTailPiece) == kTailPiece);
+    CHECK(pieceLength(8 * MiB, 24 * MiB, 8, kTailPiece) == 24 * MiB / 16);
+    std::uint64_t pos = 0;
+    std::size_t pieces = 0;
+    while (pos < 64 * MiB) {
+        const std::uint64_t length = pieceLength(64 * MiB - pos, 64 * MiB - pos, 8, kTailPiece);
+        CHECK(length >= kTailPiece);
+        CHECK(length <= kMinPiece);
+        pos += length;
+        ++pieces;
+    }
+    CHECK(pos == 64 * MiB);
+    CHECK(pieces <= 40);
 }
 
 TEST_CASE("every request of a large file is a range of at most 64 MiB") {

@@ -24,7 +24,7 @@ namespace hfwarm::transfer {
 constexpr std::size_t kMinConnections = 2;
 // A connection is judged after it received kProbeBytes and kProbeTime passed since its first byte.
 constexpr std::uint64_t kProbeBytes = 256ull << 10;
-constexpr std::chrono::milliseconds kProbeTime{100};
+constexpr std::chrono::milliseconds kProbeTime{50};
 // Slower than this, a connection is capped by the server: loopback and an uncapped CDN give one
 // TLS connection hundreds of MB/s; the Hub's CDN about 40 MB/s.
 constexpr double kCappedRate = 64.0 * (1 << 20);
@@ -37,6 +37,9 @@ constexpr double kMinGain = 1.1;
 // Pieces of a parallel download are kMinPiece to kMaxPiece, and no request asks for more than
 // kMaxRequest: the Hub's Xet bridge refuses range-less GETs of very large files.
 constexpr std::uint64_t kMinPiece = 4ull << 20;
+// Once a download runs on more connections because each is capped, its last pieces shrink to
+// kTailPiece: a 4 MiB piece takes 200 ms at 20 MiB/s, and the file waits for its slowest piece.
+constexpr std::uint64_t kTailPiece = 1ull << 20;
 constexpr std::uint64_t kMaxPiece = 64ull << 20;
 constexpr std::uint64_t kMaxRequest = 64ull << 20;
 
@@ -91,9 +94,10 @@ std::size_t hostShare(std::size_t hostBudget, std::size_t files, std::size_t seg
 bool useSegments(std::uint64_t size, std::uint64_t segmentMinSize, std::size_t segments);
 
 // The length of the next piece cut from the front of what nobody has taken yet, as OpenMP's
-// guided schedule cuts loops: 1 / (2 x connections) of `untaken`, within [kMinPiece, kMaxPiece];
+// guided schedule cuts loops: 1 / (2 x connections) of `untaken`, within [minPiece, kMaxPiece];
 // the whole `available` stretch when less than half a piece would be left over.
-std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections);
+std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections,
+                          std::uint64_t minPiece = kMinPiece);
 
 // The bytes [first, last] of the next request for a transfer at `pos` that needs the bytes up to
 // `end` of a file of `size`; nothing when a plain GET (no Range) does: from byte 0 to the end of a
