@@ -94,8 +94,9 @@ class Engine::Impl::BlobSink final : public http::Sink {
             co_return makeError("the server sent more than the " + std::to_string(job_.size) +
                                 " bytes the listing announced for " + job_.path);
         }
-        // The bytes go to the file and into the hash on the pool, so that the event loop is left
-        // with the sockets and TLS: sha256 costs as much CPU as the decryption.
+        // Bytes that are hashed go to the file and into the hash on the pool, so that the event
+        // loop is left with the sockets and TLS: sha256 costs as much CPU as the decryption. The
+        // others are written here: a trip to the pool and back costs two thread wake-ups.
         // A whole-file stream hashes as it goes. The piece at the front of a parallel download
         // feeds its file's hash from these buffers, once the hash has caught up with it (the bytes
         // that came while the pool hashed up to this piece are read back first: a few MiB at most);
@@ -114,7 +115,7 @@ class Engine::Impl::BlobSink final : public http::Sink {
             }
             return result;
         };
-        const Stored stored = co_await impl_.offload(store);
+        const Stored stored = hasher != nullptr ? co_await impl_.offload(store) : store();
         if (front) {
             prefix->pool = false;
             if (stored.hashed) prefix->hashed = span_.pos + size;
