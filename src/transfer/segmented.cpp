@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 
 namespace hfwarm::transfer {
@@ -34,8 +35,23 @@ constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
 
-// The CPU time this thread has used.
-std::chrono::nanoseconds threadCpuTime() {
+// The time this thread ran or waited for a CPU to run on: its CPU time plus its wait on the run
+// queue, from /proc/thread-self/schedstat. An event loop that other processes keep off the CPU is
+// as much the limit as one that uses a whole core. Only the CPU time where the kernel keeps no
+// scheduler statistics.
+std::chrono::nanoseconds threadDemand() {
+    if (int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC); fd >= 0) {
+        char text[128];
+        const ssize_t n = ::read(fd, text, sizeof text - 1);
+        ::close(fd);
+        unsigned long long ran = 0;
+        unsigned long long waited = 0;
+        if (n > 0) {
+            text[n] = '\0';
+            if (std::sscanf(text, "%llu %llu", &ran, &waited) == 2)
+                return std::chrono::nanoseconds(static_cast<std::int64_t>(ran + waited));
+        }
+    }
     timespec ts{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
@@ -212,11 +228,11 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     };
     std::vector<std::optional<FirstByte>> first(most);
     std::vector<ConnectionSample> samples;
-    // The share of the time the event loop (this thread) spent on the CPU lately: over the last
-    // kBusyWindow, counted from the download's first byte.
+    // The share of the time the event loop (this thread) ran or waited to run lately: over the
+    // last kBusyWindow, counted from the download's first byte.
     struct LoopMark {
         Clock::time_point at;
-        std::chrono::nanoseconds cpu;
+        std::chrono::nanoseconds demand;
     };
     std::optional<LoopMark> loopFrom, loopNext;
     double busy = 0.0;
@@ -224,15 +240,15 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     while (count < most && !pieces->finished()) {
         const auto now = Clock::now();
         hostRate.add(now, counters.bytesFetched);
-        if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadCpuTime()};
+        if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadDemand()};
         if (loopFrom && now > loopFrom->at) {
-            const auto cpu = threadCpuTime();
-            busy = std::chrono::duration<double>(cpu - loopFrom->cpu).count() /
+            const auto demand = threadDemand();
+            busy = std::chrono::duration<double>(demand - loopFrom->demand).count() /
                    std::chrono::duration<double>(now - loopFrom->at).count();
             // Two overlapping marks: the share is measured over kBusyWindow to twice that.
             if (now - loopNext->at >= kBusyWindow) {
                 loopFrom = loopNext;
-                loopNext = LoopMark{now, cpu};
+                loopNext = LoopMark{now, demand};
             }
         }
         samples.clear();

@@ -28,8 +28,9 @@ constexpr std::chrono::milliseconds kProbeTime{50};
 // Slower than this, a connection is capped by the server: loopback and an uncapped CDN give one
 // TLS connection hundreds of MB/s; the Hub's CDN about 40 MB/s.
 constexpr double kCappedRate = 64.0 * (1 << 20);
-// The event loop is the limit when it spent at least this share of the time since the first byte
-// on the CPU: more connections would only share it (loopback, a debug build, a slow CPU).
+// The event loop is the limit when it ran, or waited for a CPU to run on, at least this share of
+// the time lately: more connections would only share it (loopback, a debug build, a slow CPU, a
+// machine busy with other work).
 constexpr double kBusyShare = 0.75;
 // A batch of added connections is kept when the rate of all downloads together grew at least
 // this much: less, and the link or the CPU, not the server, is the limit.
