@@ -239,8 +239,10 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     RateWindow hostRate(kTuneWindow);  // all downloads together
     while (count < most && !pieces->finished()) {
         const auto now = Clock::now();
-        hostRate.add(now, counters.bytesFetched);
         if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadDemand()};
+        // From the file's first byte on: its resolve and handshakes would make the rate before a
+        // batch look low.
+        if (loopFrom) hostRate.add(now, counters.bytesFetched);
         if (loopFrom && now > loopFrom->at) {
             const auto demand = threadDemand();
             busy = std::chrono::duration<double>(demand - loopFrom->demand).count() /
