@@ -36,7 +36,7 @@ using HttpRequest = bhttp::request<bhttp::string_body>;
 inline constexpr auto kTuple = net::as_tuple(net::use_awaitable);
 // Body bytes are read into a buffer of this size and handed on once at least kMinDelivery bytes
 // arrived: fewer, larger writes and hook calls, while every socket read keeps its own stall timer.
-constexpr std::size_t kChunkSize = 256 * 1024;
+constexpr std::size_t kChunkSize = 128 * 1024;
 constexpr std::size_t kMinDelivery = 64 * 1024;
 constexpr std::size_t kReadBufferSize = 64 * 1024;  // an unsized flat_buffer reads 512 bytes at a time
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;   // signed CDN Locations and Link headers are long

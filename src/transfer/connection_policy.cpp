@@ -20,11 +20,23 @@ std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::si
     return std::max(current, share);
 }
 
-bool keepAdded(double rateBefore, double rateAfter, std::size_t before, std::size_t added) {
-    if (before == 0) return true;
-    const double wanted =
-        rateBefore * (1 + kGainShare * static_cast<double>(added) / static_cast<double>(before));
-    return rateAfter >= wanted;
+bool keepAdded(double rateBefore, double rateAfter) {
+    return rateAfter >= rateBefore * kMinGain;
+}
+
+void RateWindow::add(std::chrono::steady_clock::time_point at, std::uint64_t total) {
+    samples_.push_back({at, total});
+    // Keep one sample at or before the start of the span, so that the rate covers all of it.
+    while (samples_.size() > 2 && at - samples_[1].at >= span_) samples_.pop_front();
+}
+
+std::optional<double> RateWindow::rate() const {
+    if (samples_.size() < 2) return std::nullopt;
+    const auto& first = samples_.front();
+    const auto& last = samples_.back();
+    if (last.at - first.at < kProbeTime) return std::nullopt;
+    return static_cast<double>(last.total - first.total) /
+           std::chrono::duration<double>(last.at - first.at).count();
 }
 
 std::size_t hostShare(std::size_t hostBudget, std::size_t files, std::size_t segments, std::uint64_t size) {
@@ -37,9 +49,10 @@ bool useSegments(std::uint64_t size, std::uint64_t segmentMinSize, std::size_t s
     return segments > 1 && size >= segmentMinSize && size >= 2 * kMinPiece;
 }
 
-std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections) {
-    const std::uint64_t step = std::clamp<std::uint64_t>(
-        untaken / (2 * std::max<std::size_t>(connections, 1)), kMinPiece, kMaxPiece);
+std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections,
+                          std::uint64_t minPiece) {
+    const std::uint64_t step =
+        std::clamp<std::uint64_t>(untaken / (2 * std::max<std::size_t>(connections, 1)), minPiece, kMaxPiece);
     return available >= step + step / 2 ? step : available;
 }
 

@@ -16,6 +16,7 @@
 #include "hooks.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -192,6 +193,16 @@ struct Engine::Impl {
     net::awaitable<bool> hashRange(int fd, util::Hasher* hasher, std::uint64_t from, std::uint64_t to,
                                    bool writeBack = false);
 
+    // Runs `work` on the hash pool and resumes on the event loop with its result. The caller keeps
+    // whatever `work` points to alive: it is suspended until the pool is done.
+    template <class Work>
+    net::awaitable<std::invoke_result_t<Work&>> offload(Work work) {
+        co_return co_await net::co_spawn(
+            hashPool.get_executor(),
+            [work]() mutable -> net::awaitable<std::invoke_result_t<Work&>> { co_return work(); },
+            net::use_awaitable);
+    }
+
     enum class SegmentOutcome { Done, Unsupported, Corrupt };
     struct Segmented {
         SegmentOutcome outcome = SegmentOutcome::Done;
@@ -210,8 +221,8 @@ struct Engine::Impl {
     void startWorker(Run& run, const FileJob& job, const std::string& url, int fd, Pieces* pieces,
                      util::TaskGroup* group, std::size_t index);
 
-    // The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
-    static net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window);
+    // The bytes per second all downloads make over `window`; nothing when this one ends sooner.
+    net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window);
 
     // Opens more connections for a parallel download when its connections are capped
     // (connection_policy.hpp), up to the file's share of the host; stops them if they bring nothing.

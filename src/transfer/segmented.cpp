@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 
 namespace hfwarm::transfer {
@@ -25,6 +26,8 @@ namespace {
 constexpr std::chrono::milliseconds kTunePoll{10};
 // After it added connections, it measures the download's rate over at least this long.
 constexpr std::chrono::milliseconds kTuneWindow{250};
+// The event loop's load is judged over the last kBusyWindow to 2 x kBusyWindow.
+constexpr std::chrono::milliseconds kBusyWindow{100};
 // It waits at most this long for the added connections' first bytes.
 constexpr std::chrono::milliseconds kFirstByteWait{1000};
 // How far the saved progress of a parallel download may trail the bytes written.
@@ -32,8 +35,23 @@ constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
 
-// The CPU time this thread has used.
-std::chrono::nanoseconds threadCpuTime() {
+// The time this thread ran or waited for a CPU to run on: its CPU time plus its wait on the run
+// queue, from /proc/thread-self/schedstat. An event loop that other processes keep off the CPU is
+// as much the limit as one that uses a whole core. Only the CPU time where the kernel keeps no
+// scheduler statistics.
+std::chrono::nanoseconds threadDemand() {
+    if (int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC); fd >= 0) {
+        char text[128];
+        const ssize_t n = ::read(fd, text, sizeof text - 1);
+        ::close(fd);
+        unsigned long long ran = 0;
+        unsigned long long waited = 0;
+        if (n > 0) {
+            text[n] = '\0';
+            if (std::sscanf(text, "%llu %llu", &ran, &waited) == 2)
+                return std::chrono::nanoseconds(static_cast<std::int64_t>(ran + waited));
+        }
+    }
     timespec ts{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
@@ -94,6 +112,7 @@ struct Engine::Impl::Pieces {
     std::vector<bool> stop;    // per worker: take no new piece (the tuner sets it)
     PrefixHash prefix;         // the file's hash, fed by the connection at the front
     std::size_t planned = 1;   // the connections the pieces are cut for: the file's share at start
+    bool capped = false;       // the tuner added connections that the host's rate paid for
     // Per worker: the bytes of its finished pieces, and the piece it fetches now (with the
     // position it started from), so that the tuner sees each connection's progress.
     std::vector<std::uint64_t> received;
@@ -126,7 +145,8 @@ struct Engine::Impl::Pieces {
             if (span.claimed || span.pos >= span.end) continue;
             if (span.pos == span.begin) {
                 const std::uint64_t length =
-                    pieceLength(span.end - span.begin, untaken, std::max(active, planned));
+                    pieceLength(span.end - span.begin, untaken, std::max(active, planned),
+                                capped ? kTailPiece : kMinPiece);
                 if (length < span.end - span.begin) {
                     Span rest;
                     rest.begin = rest.pos = span.begin + length;
@@ -182,17 +202,17 @@ void Engine::Impl::startWorker(Run& run, const FileJob& job, const std::string& 
     });
 }
 
-// The bytes per second a parallel download makes over `window`; nothing when it ends sooner.
+// The bytes per second all downloads make over `window`; nothing when this one ends sooner.
 net::awaitable<std::optional<double>> Engine::Impl::measureRate(const Pieces* pieces,
                                                                 Clock::duration window) {
     const auto started = Clock::now();
-    const auto before = static_cast<double>(pieces->bytes());
+    const auto before = static_cast<double>(counters.bytesFetched);
     while (Clock::now() - started < window) {
         if (pieces->finished()) co_return std::nullopt;
         co_await sleepFor(kTunePoll);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    co_return (static_cast<double>(pieces->bytes()) - before) / seconds;
+    co_return (static_cast<double>(counters.bytesFetched) - before) / seconds;
 }
 
 // Opens more connections for a parallel download when its connections are capped
@@ -208,15 +228,31 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     };
     std::vector<std::optional<FirstByte>> first(most);
     std::vector<ConnectionSample> samples;
-    // The CPU time of the event loop (this thread) from the download's first byte.
-    std::optional<std::pair<Clock::time_point, std::chrono::nanoseconds>> loopFrom;
+    // The share of the time the event loop (this thread) ran or waited to run lately: over the
+    // last kBusyWindow, counted from the download's first byte.
+    struct LoopMark {
+        Clock::time_point at;
+        std::chrono::nanoseconds demand;
+    };
+    std::optional<LoopMark> loopFrom, loopNext;
+    double busy = 0.0;
+    RateWindow hostRate(kTuneWindow);  // all downloads together
     while (count < most && !pieces->finished()) {
         const auto now = Clock::now();
-        if (!loopFrom && pieces->bytes() > 0) loopFrom.emplace(now, threadCpuTime());
-        const double busy = loopFrom && now > loopFrom->first
-                                ? std::chrono::duration<double>(threadCpuTime() - loopFrom->second).count() /
-                                      std::chrono::duration<double>(now - loopFrom->first).count()
-                                : 0.0;
+        if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadDemand()};
+        // From the file's first byte on: its resolve and handshakes would make the rate before a
+        // batch look low.
+        if (loopFrom) hostRate.add(now, counters.bytesFetched);
+        if (loopFrom && now > loopFrom->at) {
+            const auto demand = threadDemand();
+            busy = std::chrono::duration<double>(demand - loopFrom->demand).count() /
+                   std::chrono::duration<double>(now - loopFrom->at).count();
+            // Two overlapping marks: the share is measured over kBusyWindow to twice that.
+            if (now - loopNext->at >= kBusyWindow) {
+                loopFrom = loopNext;
+                loopNext = LoopMark{now, demand};
+            }
+        }
         samples.clear();
         for (std::size_t i = 0; i < count; ++i) {
             const std::uint64_t got = pieces->receivedBy(i);
@@ -230,8 +266,7 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
             co_await sleepFor(kTunePoll);
             continue;
         }
-        double before = 0;
-        for (const auto& sample : samples) before += judgedRate(sample).value_or(0.0);
+        const double before = hostRate.rate().value_or(0.0);
         for (std::size_t i = count; i < wanted; ++i) startWorker(run, job, url, fd, pieces, group, i);
         // The added connections are judged once they all carry bytes: their handshakes do not count.
         const auto added = Clock::now();
@@ -243,14 +278,17 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
         }
         auto after = co_await measureRate(pieces, kTuneWindow);
         if (!after) co_return;
-        const bool kept = keepAdded(before, *after, count, wanted - count);
+        const bool kept = keepAdded(before, *after);
         log->debug(
-            "connections path={} from={} to={} rate_before={:.0f} rate_after={:.0f} loop_busy={:.2f} kept={}",
+            "connections path={} from={} to={} host_rate_before={:.0f} host_rate_after={:.0f} "
+            "loop_busy={:.2f} "
+            "kept={}",
             job.path, count, wanted, before, *after, busy, kept);
         if (!kept) {
             for (std::size_t i = count; i < wanted; ++i) pieces->stop[i] = true;
             co_return;
         }
+        pieces->capped = true;
         count = wanted;
     }
 }
@@ -337,7 +375,8 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
                 continue;
             }
             // Bytes that arrived ahead of the front: read back while nobody else hashes.
-            if (const std::uint64_t frontier = pieces.contiguous(); frontier > hashed) {
+            if (const std::uint64_t frontier = pieces.contiguous();
+                frontier > hashed && !pieces.prefix.pool) {
                 const std::uint64_t upTo = std::min(frontier, hashed + kHashStep);
                 pieces.prefix.pool = true;
                 if (!co_await hashRange(fd, hasher, hashed, upTo, true)) hashFailed = true;

@@ -94,24 +94,39 @@ class Engine::Impl::BlobSink final : public http::Sink {
             co_return makeError("the server sent more than the " + std::to_string(job_.size) +
                                 " bytes the listing announced for " + job_.path);
         }
-        if (const int error = writeAt(fd_, data, size, span_.pos); error != 0) {
+        // Bytes that are hashed go to the file and into the hash on the pool, so that the event
+        // loop is left with the sockets and TLS: sha256 costs as much CPU as the decryption. The
+        // others are written here: a trip to the pool and back costs two thread wake-ups.
+        // A whole-file stream hashes as it goes. The piece at the front of a parallel download
+        // feeds its file's hash from these buffers, once the hash has caught up with it (the bytes
+        // that came while the pool hashed up to this piece are read back first: a few MiB at most);
+        // meanwhile `pool` keeps the read-back of the hash loop away from the hasher.
+        PrefixHash* prefix = span_.prefix;
+        const bool front = prefix != nullptr && !prefix->pool && prefix->hashed >= span_.begin &&
+                           prefix->hashed <= span_.pos;
+        util::Hasher* hasher = span_.hasher ? span_.hasher.get() : front ? prefix->hasher.get() : nullptr;
+        const std::uint64_t hashFrom = front ? prefix->hashed : span_.pos;
+        if (front) prefix->pool = true;
+        auto store = [fd = fd_, data, size, at = span_.pos, hasher, hashFrom]() -> Stored {
+            Stored result{writeAt(fd, data, size, at), false};
+            if (result.error == 0 && hasher != nullptr && hashFromDisk(fd, *hasher, hashFrom, at)) {
+                hasher->update(data, size);
+                result.hashed = true;
+            }
+            return result;
+        };
+        const Stored stored = hasher != nullptr ? co_await impl_.offload(store) : store();
+        if (front) {
+            prefix->pool = false;
+            if (stored.hashed) prefix->hashed = span_.pos + size;
+        }
+        if (stored.error != 0) {
             verdict_ = SpanOutcome::WriteFailed;
             const std::uint64_t missing = job_.size - span_.pos;
-            co_return makeError("cannot write " + job_.incomplete.string() + " (" + errnoText(error) +
+            co_return makeError("cannot write " + job_.incomplete.string() + " (" + errnoText(stored.error) +
                                 "): " + std::to_string(missing) + " more bytes (" +
                                 util::humanBytes(missing) + ") of " + job_.path +
                                 " are needed there; free some space or choose another --cache-dir");
-        }
-        if (span_.hasher) span_.hasher->update(data, size);  // a whole-file stream hashes as it goes
-        // The piece at the front of a parallel download: its bytes go into the hash without a
-        // read back, once the hash has caught up with it (the bytes that came while the pool
-        // hashed up to this piece are read back here: a few MiB at most).
-        if (PrefixHash* prefix = span_.prefix; prefix != nullptr && !prefix->pool &&
-                                               prefix->hashed >= span_.begin && prefix->hashed <= span_.pos) {
-            if (hashFromDisk(fd_, *prefix->hasher, prefix->hashed, span_.pos)) {
-                prefix->hasher->update(data, size);
-                prefix->hashed = span_.pos + size;
-            }
         }
         span_.pos += size;
         run_.progress.bytesDone += size;
@@ -126,6 +141,13 @@ class Engine::Impl::BlobSink final : public http::Sink {
     std::optional<SpanOutcome> verdict() const { return verdict_; }
 
   private:
+    // What the pool did with one delivery: the errno of the write (0: written), and whether the
+    // bytes went into the hash.
+    struct Stored {
+        int error = 0;
+        bool hashed = false;
+    };
+
     Impl& impl_;
     Run& run_;
     const FileJob& job_;

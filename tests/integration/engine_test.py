@@ -508,10 +508,9 @@ class Case:
         check(len(starts) <= 8, f"{len(starts)} CDN connections for one file; `segments` allows 8")
 
     def test_uncapped_stays_at_two(self):
-        """On an uncapped link (loopback) a 64 MiB file stays on the 2 connections it starts with. Where
-        loopback is slower than the 64 MiB/s that marks a capped connection (a debug build on a busy
-        machine), the engine may try more, but they bring no speed and stop after the piece they took:
-        every connection after the first two carries at most one piece."""
+        """On an uncapped link (loopback) a 64 MiB file stays on the 2 connections it starts with: the
+        first bytes show connections faster than a capped CDN's, or an event loop with no CPU to
+        spare (a debug build, a loaded machine: the time it waited for a CPU counts too)."""
         size = 64 * MIB
         self.big_repo(size)
         with self.sim() as sim:
@@ -520,15 +519,9 @@ class Case:
             self.check_repos(sim, self.cache(), {"test/big": {"weights.bin"}})
             lines = cdn_lines(sim.log())
         check_pieces_once(lines, size, "uncapped 64 MiB file")
-        order = []
-        for line in lines:
-            if line["connection"] not in order:
-                order.append(line["connection"])
-        pieces = {c: sum(1 for line in lines if line["connection"] == c) for c in order}
-        check(len(order) >= 2 and all(pieces[c] == 1 for c in order[2:]),
-              f"on loopback, connections after the first two carried more than one piece: {pieces}")
-        check(sum(pieces[c] for c in order[:2]) > sum(pieces[c] for c in order[2:]),
-              f"on loopback, the first two connections did not carry most pieces: {pieces}")
+        connections = sorted({line["connection"] for line in lines})
+        equal(len(connections), 2, f"CDN connections on loopback (pieces: "
+              f"{[(line['connection'], line['range']) for line in lines]})")
 
     def test_segment_thresholds(self):
         """`segment_min_size` (8M by default): a file 1 byte under it goes in one plain GET; a file

@@ -96,8 +96,8 @@ TEST_CASE("built-in defaults are the documented ones") {
     CHECK(c.socketMode == 0660u);
     CHECK(c.logLevel == "info");
     CHECK_FALSE(c.offline);
-    CHECK(c.connections == 32);
-    CHECK(c.connectionsPerHost == 16);
+    CHECK(c.connections == 64);
+    CHECK(c.connectionsPerHost == 48);
     CHECK(c.filesInFlight == 8);
     CHECK(c.bandwidth == 0u);
     CHECK(c.requestTimeout == 30);
@@ -185,7 +185,7 @@ TEST_CASE("a config file overrides the keys it names and keeps the others") {
     CHECK(r.config.logLevel == "debug");
     CHECK(r.config.redis == "redis://cache:6379/0");
     CHECK(r.config.requestTimeout == 2.5);
-    CHECK(r.config.connectionsPerHost == 16);
+    CHECK(r.config.connectionsPerHost == 48);
 }
 
 TEST_CASE("comments are allowed in the config file") {
@@ -473,7 +473,7 @@ TEST_CASE("an explicit --config that does not exist is an error, not a silent fa
           "--config " + (dir.path / "missing.json").string() +
               ": no such file; give the path of an existing JSON config file, or leave --config out "
               "to use the defaults");
-    CHECK(r.config.connections == 32);
+    CHECK(r.config.connections == 64);
 }
 
 TEST_CASE("errors of the file, the environment and the merged result are all reported") {

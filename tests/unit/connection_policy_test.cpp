@@ -59,19 +59,44 @@ TEST_CASE("a connection is judged from its probe of bytes and time") {
     CHECK_FALSE(judgedRate({10 * MiB, kProbeTime - 1ms}));
     auto rate = judgedRate({kProbeBytes, kProbeTime});
     REQUIRE(rate);
-    CHECK(*rate == doctest::Approx(static_cast<double>(kProbeBytes) / 0.1));
+    CHECK(*rate == doctest::Approx(static_cast<double>(kProbeBytes) /
+                                   std::chrono::duration<double>(kProbeTime).count()));
     CHECK(wantedConnections(std::vector<ConnectionSample>{}, 2, 8, 0.1) == 2);
     // Never fewer than it has.
     CHECK(wantedConnections(connections(6, 10.0 * MiB, 1s), 6, 4, 0.1) == 6);
 }
 
-TEST_CASE("added connections are kept only when they bring speed") {
-    CHECK(keepAdded(40.0, 80.0, 2, 2));
-    CHECK(keepAdded(40.0, 60.0, 2, 2));
-    CHECK_FALSE(keepAdded(40.0, 59.0, 2, 2));
-    CHECK(keepAdded(40.0, 100.0, 2, 6));
-    CHECK_FALSE(keepAdded(40.0, 99.0, 2, 6));
-    CHECK_FALSE(keepAdded(500.0, 500.0, 2, 6));
+TEST_CASE("added connections are kept only when they bring the host speed") {
+    // Capped connections: more of them, more bytes per second, even when the CPU caps the gain.
+    CHECK(keepAdded(240.0, 480.0));
+    CHECK(keepAdded(240.0, 300.0));
+    // A link that is full already: the same rate shared by more connections, give or take noise.
+    CHECK_FALSE(keepAdded(240.0, 299.0));
+    CHECK_FALSE(keepAdded(240.0, 264.0));
+    CHECK_FALSE(keepAdded(240.0, 240.0));
+    CHECK_FALSE(keepAdded(240.0, 200.0));
+    // Nothing measured before: the batch stays.
+    CHECK(keepAdded(0.0, 10.0));
+}
+
+TEST_CASE("the host's rate is measured over the last window") {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point t0{};
+    RateWindow window(250ms);
+    CHECK_FALSE(window.rate());
+    window.add(t0, 0);
+    window.add(t0 + kProbeTime - 1ms, 1 * MiB);
+    CHECK_FALSE(window.rate());  // shorter than kProbeTime
+    window.add(t0 + 100ms, 10 * MiB);
+    REQUIRE(window.rate());
+    CHECK(*window.rate() == doctest::Approx(100.0 * MiB));
+    // The rate doubles: after a whole window only the new rate counts.
+    for (int step = 1; step <= 5; ++step) window.add(t0 + 100ms + step * 50ms, 10 * MiB + step * 10 * MiB);
+    REQUIRE(window.rate());
+    CHECK(*window.rate() == doctest::Approx(200.0 * MiB));
+    // Nothing arrives for 50 ms: the window from 150 ms to 400 ms holds 40 MiB.
+    window.add(t0 + 400ms, 60 * MiB);
+    CHECK(*window.rate() == doctest::Approx(160.0 * MiB));
 }
 
 TEST_CASE("files to one host share its connections") {
@@ -126,6 +151,22 @@ TEST_CASE("pieces cut as they are taken cover the file exactly once") {
     CHECK(pieceLength(64 * MiB, 64 * MiB, 8) == kMinPiece);
     CHECK(pieceLength(kMinPiece + kMinPiece / 2 - 1, 64 * MiB, 8) == kMinPiece + kMinPiece / 2 - 1);
     CHECK(pieceLength(kMinPiece + kMinPiece / 2, 64 * MiB, 8) == kMinPiece);
+    // A capped download's tail: pieces shrink to kTailPiece, so that its last connections finish
+    // within a few tens of ms of each other.
+    CHECK(pieceLength(64 * MiB, 64 * MiB, 8, kTailPiece) == kMinPiece);
+    CHECK(pieceLength(8 * MiB, 8 * MiB, 8, kTailPiece) == kTailPiece);
+    CHECK(pieceLength(8 * MiB, 24 * MiB, 8, kTailPiece) == 24 * MiB / 16);
+    std::uint64_t pos = 0;
+    std::size_t pieces = 0;
+    while (pos < 64 * MiB) {
+        const std::uint64_t length = pieceLength(64 * MiB - pos, 64 * MiB - pos, 8, kTailPiece);
+        CHECK(length >= kTailPiece);
+        CHECK(length <= kMinPiece);
+        pos += length;
+        ++pieces;
+    }
+    CHECK(pos == 64 * MiB);
+    CHECK(pieces <= 40);
 }
 
 TEST_CASE("every request of a large file is a range of at most 64 MiB") {

@@ -63,8 +63,8 @@ struct Config {
     bool tokenOverHttp = false;
 
     // Concurrency.
-    int connections = 32;                       // open connections, all hosts together
-    int connectionsPerHost = 16;                // open connections to one host
+    int connections = 64;                       // open connections, all hosts together
+    int connectionsPerHost = 48;                // open connections to one host
     int filesInFlight = 8;                      // files being downloaded at once
     int segments = 8;                           // most parallel connections for one large file
     std::uint64_t segmentMinSize = 8ull << 20;  // files below this size use one connection

@@ -7,12 +7,14 @@
 // connection a cost. The policy tells them apart from each connection's first bytes: a connection
 // slower than kCappedRate, while the event loop has CPU time to spare, is capped, and the download opens its
 // whole share of the host at once instead of doubling step by step, so that a 64 MiB file is on its full
-// count within a second. An added batch that does not bring speed is stopped again (keepAdded).
+// count within a second. An added batch that does not bring speed to the host is stopped again
+// (keepAdded).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 
@@ -22,19 +24,24 @@ namespace hfwarm::transfer {
 constexpr std::size_t kMinConnections = 2;
 // A connection is judged after it received kProbeBytes and kProbeTime passed since its first byte.
 constexpr std::uint64_t kProbeBytes = 256ull << 10;
-constexpr std::chrono::milliseconds kProbeTime{100};
+constexpr std::chrono::milliseconds kProbeTime{50};
 // Slower than this, a connection is capped by the server: loopback and an uncapped CDN give one
 // TLS connection hundreds of MB/s; the Hub's CDN about 40 MB/s.
 constexpr double kCappedRate = 64.0 * (1 << 20);
-// The event loop is the limit when it spent at least this share of the time since the first byte
-// on the CPU: more connections would only share it (loopback, a debug build, a slow CPU).
-constexpr double kBusyShare = 0.5;
-// A batch of added connections is kept when the download's rate grows by this share of the
-// connections added (twice the connections at kGainShare 0.5: 1.5x the rate).
-constexpr double kGainShare = 0.5;
+// The event loop is the limit when it ran, or waited for a CPU to run on, at least this share of
+// the time lately: more connections would only share it (loopback, a debug build, a slow CPU, a
+// machine busy with other work).
+constexpr double kBusyShare = 0.75;
+// A batch of added connections is kept when the rate of all downloads together grew at least
+// this much: less, and the link or the CPU, not the server, is the limit (a capped CDN gives
+// 1.6x to 4x, a full link 1.0x, measurement noise +-10%).
+constexpr double kMinGain = 1.25;
 // Pieces of a parallel download are kMinPiece to kMaxPiece, and no request asks for more than
 // kMaxRequest: the Hub's Xet bridge refuses range-less GETs of very large files.
 constexpr std::uint64_t kMinPiece = 4ull << 20;
+// Once a download runs on more connections because each is capped, its last pieces shrink to
+// kTailPiece: a 4 MiB piece takes 200 ms at 20 MiB/s, and the file waits for its slowest piece.
+constexpr std::uint64_t kTailPiece = 1ull << 20;
 constexpr std::uint64_t kMaxPiece = 64ull << 20;
 constexpr std::uint64_t kMaxRequest = 64ull << 20;
 
@@ -55,9 +62,29 @@ std::optional<double> judgedRate(const ConnectionSample& sample);
 std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::size_t current,
                               std::size_t share, double busy);
 
-// Whether a batch of `added` connections, on top of `before` connections, paid for itself: the
-// download's rate went from `rateBefore` to `rateAfter` bytes per second.
-bool keepAdded(double rateBefore, double rateAfter, std::size_t before, std::size_t added);
+// Whether a batch of added connections paid for itself: the rate of all downloads together went
+// from `rateBefore` to `rateAfter` bytes per second. Judged over all files, not the one that
+// added them: files that add connections at the same moment share the link, so each one's own
+// rate says little about its batch.
+bool keepAdded(double rateBefore, double rateAfter);
+
+// The bytes per second of a growing count (the bytes all downloads received), from samples
+// taken at injected times: over the last `span`, or over what there is of it.
+class RateWindow {
+  public:
+    explicit RateWindow(std::chrono::nanoseconds span) : span_(span) {}
+    void add(std::chrono::steady_clock::time_point at, std::uint64_t total);
+    // Nothing until the samples cover at least kProbeTime.
+    std::optional<double> rate() const;
+
+  private:
+    struct Sample {
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t total = 0;
+    };
+    std::chrono::nanoseconds span_;
+    std::deque<Sample> samples_;
+};
 
 // One file's share of a host's connection budget, when `files` parallel downloads go to it: an
 // even split, at least kMinConnections, at most `segments` (the per-file cap), and no more than
@@ -69,9 +96,10 @@ std::size_t hostShare(std::size_t hostBudget, std::size_t files, std::size_t seg
 bool useSegments(std::uint64_t size, std::uint64_t segmentMinSize, std::size_t segments);
 
 // The length of the next piece cut from the front of what nobody has taken yet, as OpenMP's
-// guided schedule cuts loops: 1 / (2 x connections) of `untaken`, within [kMinPiece, kMaxPiece];
+// guided schedule cuts loops: 1 / (2 x connections) of `untaken`, within [minPiece, kMaxPiece];
 // the whole `available` stretch when less than half a piece would be left over.
-std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections);
+std::uint64_t pieceLength(std::uint64_t available, std::uint64_t untaken, std::size_t connections,
+                          std::uint64_t minPiece = kMinPiece);
 
 // The bytes [first, last] of the next request for a transfer at `pos` that needs the bytes up to
 // `end` of a file of `size`; nothing when a plain GET (no Range) does: from byte 0 to the end of a
