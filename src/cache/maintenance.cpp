@@ -5,6 +5,7 @@
 #include "hfwarm/cache/scan.hpp"
 #include "hfwarm/cache/write.hpp"
 
+#include <optional>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -63,13 +64,17 @@ PruneReport prune(const manifest::Manifest& manifest, const std::filesystem::pat
             else
                 continue;
             if (!seen.insert(problem.path.string()).second) continue;
+            // A partial download in progress (here or in another process) holds its lock; a stale
+            // one's lock is held here until the file is gone, so that no download starts on it
+            // meanwhile.
+            std::optional<BlobLock> held;
             if (problem.kind == ProblemKind::IncompleteLeftover) {
-                // A partial download in progress (here or in another process) holds its lock.
                 auto name = problem.path.filename().string();
                 auto etag = name.substr(0, name.find('.'));
                 if (auto lockPath = layout.lockFile(etag)) {
                     auto lock = BlobLock::tryAcquire(root, *lockPath);
                     if (!lock || !*lock) continue;
+                    held = std::move(**lock);
                 }
             }
             std::error_code ec;

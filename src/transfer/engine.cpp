@@ -9,7 +9,7 @@
 #include "hfwarm/util/log.hpp"
 #include "hfwarm/util/units.hpp"
 
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
 #include <system_error>
@@ -285,7 +285,19 @@ void Engine::setEntries(const std::vector<manifest::Entry>& entries) {
 net::awaitable<void> Engine::warm(manifest::RepoRef key) {
     auto run = impl_->find(key);
     if (!run) co_return;
-    co_await impl_->warmRun(run);
+    std::exception_ptr failure;
+    try {
+        co_await impl_->warmRun(run);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (!failure) co_return;
+    // A stop (the daemon ending, a warm cancelled) ends the warm on purpose: let it through.
+    if ((co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none)
+        std::rethrow_exception(failure);
+    const std::string reason = util::exceptionText(failure);
+    Impl::fail(*run, "internal error: " + reason);
+    impl_->log->error("entry stopped repo={} reason=\"{}\"", hub::describe(run->progress.entry.repo), reason);
 }
 
 bool Engine::promote(const manifest::RepoRef& key) {
@@ -299,23 +311,6 @@ std::optional<EntryProgress> Engine::progress(const manifest::RepoRef& key) cons
     auto run = impl_->find(key);
     if (!run) return std::nullopt;
     return run->progress;
-}
-
-net::awaitable<void> Engine::warmAll() {
-    WaitGroup group(impl_->executor);
-    for (const auto& run : impl_->runs) {
-        group.add();
-        net::co_spawn(impl_->executor, impl_->warmRun(run), [this, &group, run](std::exception_ptr e) {
-            if (e) {
-                const std::string reason = util::exceptionText(e);
-                Impl::fail(*run, "internal error: " + reason);
-                impl_->log->error("entry stopped repo={} reason=\"{}\"",
-                                  hub::describe(run->progress.entry.repo), reason);
-            }
-            group.done();
-        });
-    }
-    co_await group.wait();
 }
 
 std::vector<EntryProgress> Engine::progress() const {

@@ -86,11 +86,10 @@ class Engine {
     // files for resume; a new entry is queued.
     void setEntries(const std::vector<manifest::Entry>& entries);
 
-    // Warms every entry concurrently and returns when each is Ready or Failed.
-    net::awaitable<void> warmAll();
-
     // Warms the entry with this key; nothing when there is none. The entry is held by key across
-    // the wait, so a reload meanwhile neither loses it nor mixes it up with another.
+    // the wait, so a reload meanwhile neither loses it nor mixes it up with another. It returns
+    // when the entry is Ready or Failed (an unexpected exception fails it as an internal error);
+    // when the warm is cancelled, with the cancellation's exception.
     net::awaitable<void> warm(manifest::RepoRef key);
 
     // Moves the entry with this key to the front of the queue for file slots (`hfwarmctl wait`, a
