@@ -9,6 +9,14 @@ std::optional<double> judgedRate(const ConnectionSample& sample) {
     return static_cast<double>(sample.bytes) / std::chrono::duration<double>(sample.elapsed).count();
 }
 
+double loopBusy(LoopTimes times, std::chrono::nanoseconds elapsed) {
+    const auto available = elapsed - times.waited;
+    if (available <= std::chrono::nanoseconds::zero()) return 1.0;
+    return std::clamp(
+        std::chrono::duration<double>(times.ran).count() / std::chrono::duration<double>(available).count(),
+        0.0, 1.0);
+}
+
 std::size_t wantedConnections(std::span<const ConnectionSample> samples, std::size_t current,
                               std::size_t share, double busy) {
     if (busy >= kBusyShare) return current;

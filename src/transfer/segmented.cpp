@@ -35,11 +35,10 @@ constexpr std::chrono::milliseconds kSaveInterval{50};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
 
-// The time this thread ran or waited for a CPU to run on: its CPU time plus its wait on the run
-// queue, from /proc/thread-self/schedstat. An event loop that other processes keep off the CPU is
-// as much the limit as one that uses a whole core. Only the CPU time where the kernel keeps no
-// scheduler statistics.
-std::chrono::nanoseconds threadDemand() {
+// The time this thread ran, and the time it waited for a CPU to run on, from
+// /proc/thread-self/schedstat; where the kernel keeps no scheduler statistics, the CPU time and no
+// wait.
+LoopTimes threadTimes() {
     if (int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC); fd >= 0) {
         char text[128];
         const ssize_t n = ::read(fd, text, sizeof text - 1);
@@ -49,12 +48,13 @@ std::chrono::nanoseconds threadDemand() {
         if (n > 0) {
             text[n] = '\0';
             if (std::sscanf(text, "%llu %llu", &ran, &waited) == 2)
-                return std::chrono::nanoseconds(static_cast<std::int64_t>(ran + waited));
+                return {std::chrono::nanoseconds(static_cast<std::int64_t>(ran)),
+                        std::chrono::nanoseconds(static_cast<std::int64_t>(waited))};
         }
     }
     timespec ts{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+    return {std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec), {}};
 }
 
 }  // namespace
@@ -228,29 +228,29 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
     };
     std::vector<std::optional<FirstByte>> first(most);
     std::vector<ConnectionSample> samples;
-    // The share of the time the event loop (this thread) ran or waited to run lately: over the
-    // last kBusyWindow, counted from the download's first byte.
+    // How busy the event loop (this thread) was lately (loopBusy): over the last kBusyWindow,
+    // counted from the download's first byte.
     struct LoopMark {
         Clock::time_point at;
-        std::chrono::nanoseconds demand;
+        LoopTimes times;
     };
     std::optional<LoopMark> loopFrom, loopNext;
     double busy = 0.0;
     RateWindow hostRate(kTuneWindow);  // all downloads together
     while (count < most && !pieces->finished()) {
         const auto now = Clock::now();
-        if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadDemand()};
+        if (!loopFrom && pieces->bytes() > 0) loopFrom = loopNext = LoopMark{now, threadTimes()};
         // From the file's first byte on: its resolve and handshakes would make the rate before a
         // batch look low.
         if (loopFrom) hostRate.add(now, counters.bytesFetched);
         if (loopFrom && now > loopFrom->at) {
-            const auto demand = threadDemand();
-            busy = std::chrono::duration<double>(demand - loopFrom->demand).count() /
-                   std::chrono::duration<double>(now - loopFrom->at).count();
+            const LoopTimes times = threadTimes();
+            busy = loopBusy({times.ran - loopFrom->times.ran, times.waited - loopFrom->times.waited},
+                            now - loopFrom->at);
             // Two overlapping marks: the share is measured over kBusyWindow to twice that.
             if (now - loopNext->at >= kBusyWindow) {
                 loopFrom = loopNext;
-                loopNext = LoopMark{now, demand};
+                loopNext = LoopMark{now, times};
             }
         }
         samples.clear();

@@ -132,10 +132,12 @@ class Warm:
             args += ["--endpoint", sim.hub, "--ca-file", sim.ca]
         return args + list(extra)
 
-    def run(self, sim, manifest, cache, *extra, env=None, timeout=60):
-        """Runs to the end; returns the CompletedProcess (text stdout and stderr)."""
+    def run(self, sim, manifest, cache, *extra, env=None, timeout=60, niceness=0):
+        """Runs to the end; returns the CompletedProcess (text stdout and stderr). `niceness` lowers
+        hfwarmd's CPU priority below the simulator's (os.nice)."""
         return subprocess.run(self.command(sim, manifest, cache, *extra), capture_output=True, text=True,
-                              errors="replace", timeout=timeout, env=dict(self.env, **(env or {})), cwd=self.cwd)
+                              errors="replace", timeout=timeout, env=dict(self.env, **(env or {})), cwd=self.cwd,
+                              preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
 
     def start(self, sim, manifest, cache, *extra):
         """Starts in the background; returns the Popen, whose `output` names the file of its output."""

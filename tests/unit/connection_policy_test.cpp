@@ -79,6 +79,21 @@ TEST_CASE("added connections are kept only when they bring the host speed") {
     CHECK(keepAdded(0.0, 10.0));
 }
 
+TEST_CASE("the event loop's load leaves out the time it waited for a CPU") {
+    // A quiet machine: the loop ran 30% of the time, slept the rest.
+    CHECK(loopBusy({300ms, 0ms}, 1s) == doctest::Approx(0.3));
+    // A machine busy compiling, the download bound by a capped CDN: the loop waited half the time
+    // for a CPU and ran 2%; it had little to do, so more connections can help.
+    CHECK(loopBusy({20ms, 500ms}, 1s) == doctest::Approx(0.04));
+    CHECK(loopBusy({20ms, 500ms}, 1s) < kBusyShare);
+    // The same machine, loopback: the loop ran whenever it got the CPU.
+    CHECK(loopBusy({450ms, 500ms}, 1s) == doctest::Approx(0.9));
+    CHECK(loopBusy({450ms, 500ms}, 1s) >= kBusyShare);
+    // Never ran: as busy as can be.
+    CHECK(loopBusy({0ms, 1s}, 1s) == 1.0);
+    CHECK(loopBusy({0ms, 0ms}, 0ms) == 1.0);
+}
+
 TEST_CASE("the host's rate is measured over the last window") {
     using Clock = std::chrono::steady_clock;
     const Clock::time_point t0{};

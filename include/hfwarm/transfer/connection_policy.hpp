@@ -28,9 +28,8 @@ constexpr std::chrono::milliseconds kProbeTime{50};
 // Slower than this, a connection is capped by the server: loopback and an uncapped CDN give one
 // TLS connection hundreds of MB/s; the Hub's CDN about 40 MB/s.
 constexpr double kCappedRate = 64.0 * (1 << 20);
-// The event loop is the limit when it ran, or waited for a CPU to run on, at least this share of
-// the time lately: more connections would only share it (loopback, a debug build, a slow CPU, a
-// machine busy with other work).
+// The event loop is the limit when it was busy (loopBusy) at least this share of the time lately:
+// more connections would only share it (loopback, a debug build, a slow CPU).
 constexpr double kBusyShare = 0.75;
 // A batch of added connections is kept when the rate of all downloads together grew at least
 // this much: less, and the link or the CPU, not the server, is the limit (a capped CDN gives
@@ -50,6 +49,19 @@ struct ConnectionSample {
     std::uint64_t bytes = 0;              // bytes since its first byte (that one excluded)
     std::chrono::nanoseconds elapsed{0};  // time since its first byte; 0: none yet
 };
+
+// What a thread did over some time: it ran, it waited for a CPU to run on, and the rest it slept
+// (the event loop waiting for the network).
+struct LoopTimes {
+    std::chrono::nanoseconds ran{0};
+    std::chrono::nanoseconds waited{0};
+};
+
+// The share of the time the event loop could run in which it ran: `ran` / (`elapsed` - `waited`),
+// 1 when it never got the CPU. Time spent waiting for a CPU does not count either way: on a machine
+// busy with other work a loop that has little to do still sleeps most of its turns (a capped
+// CDN: open more connections), and one with too much to do runs all of them (loopback: do not).
+double loopBusy(LoopTimes times, std::chrono::nanoseconds elapsed);
 
 // The bytes per second of a judged connection; nothing while it is too young to judge.
 std::optional<double> judgedRate(const ConnectionSample& sample);
