@@ -3,7 +3,8 @@
 budget through one real `redis-server` (config key `redis`, DESIGN.md section 7): together they get at
 most one 429 per fixed window of hfwarm-hubsim, and no window sees more than the quota less the reserve
 (issue 12: one shared count, spent as fast as the daemons can), even for a runner that joins once the
-window is spent, before it has heard the Hub's policy. With a budget that covers the work, four runners
+window is spent, before it has heard the Hub's policy, and with the Hub stopped as a window turns (its
+window then opens well after the fleet's count does). With a budget that covers the work, four runners
 are about as fast as one doing it all. The URL's password and database are used (AUTH, SELECT)
 and every resolver request is counted there once. With Redis down, hfwarmd falls back to its local budget,
 says so once, paces itself instead of spending the announced window at once, and still finishes.
@@ -15,11 +16,14 @@ with no persistence; the system service is never used.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 
 HUBSIM_DIR = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "hubsim")
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -190,6 +194,43 @@ class Case:
         equal(len(log), 3 * len(self.files), "resolver requests for three runners")
         equal(sum(line["status"] == 429 for line in log), 0, "429s with a shared budget")
         check(max(sent) <= share(quota), f"requests per {window} s window with a runner joining a spent window, "
+              f"at most the quota less the default reserve ({share(quota)}): {sent}")
+
+    def test_stalled_hub(self):
+        """The Hub's window opens when a request arrives, which can be well after the count that opened the
+        shared window: the Hub is stopped for 0.6 s (twice the shared window's margin) as the fleet's
+        first shared window ends, so the requests waiting for the second reach it late. The shared window
+        then ends at the reset the Hub announces, not 3.3 s after its first count, and no request
+        waiting for the third goes into the Hub's second window."""
+        quota, window, count, stall = 40, 3, 4, 0.6
+        with Redis(self.tmp) as redis, self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            key = f"hfwarm:{urllib.parse.urlsplit(sim.hub).netloc}:resolvers"
+
+            def ttl():
+                return int(redis_command(redis.port, "PTTL", key).strip().lstrip(":"))
+
+            def stall_second_window():
+                # Once the first window is announced and all but over, so that the requests waiting for
+                # the second one reach a stopped Hub.
+                while not 0 < ttl() <= 100:
+                    time.sleep(0.005)
+                sim.process.send_signal(signal.SIGSTOP)
+                time.sleep(stall)
+                sim.process.send_signal(signal.SIGCONT)
+
+            staller = threading.Thread(target=stall_second_window, daemon=True)
+            staller.start()
+            results = self.runners(sim, redis.url, count)
+            staller.join(timeout=10)
+            check(not staller.is_alive(), "the fleet's first shared window never ended")
+            log = [line for line in sim.log() if line["class"] == "resolvers" and not line["auth"]]
+            self.check_caches(sim, results)
+        refused = refusals_per_window(log)
+        sent = requests_per_window(log)
+        print(f"Hub stopped {stall} s as the first shared window ended: requests per {window} s window {sent}, "
+              f"429s per window {refused}")
+        check(max(refused) <= 1, f"429s per {window} s window with a shared budget (at most one each): {refused}")
+        check(max(sent) <= share(quota), f"requests per {window} s window across the fleet with the Hub stalled, "
               f"at most the quota less the default reserve ({share(quota)}): {sent}")
 
     def test_fleet_covered(self):
