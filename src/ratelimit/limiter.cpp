@@ -216,6 +216,7 @@ net::awaitable<bool> Limiter::takeShared(std::string host, RequestClass cls, Ent
         if (s.resetIn)
             take.resetIn =
                 std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(*s.resetIn * 1000.0)));
+        take.paced = e.state.sharedOutage() || e.state.sharedResuming();
         auto wait = co_await shared_->take(host, cls, take);
         setSharedOutage(!wait);
         if (!wait) co_return false;

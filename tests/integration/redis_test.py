@@ -7,7 +7,8 @@ window is spent, before it has heard the Hub's policy, and with the Hub stopped 
 window then opens well after the fleet's count does). With a budget that covers the work, four runners
 are about as fast as one doing it all. The URL's password and database are used (AUTH, SELECT)
 and every resolver request is counted there once. With Redis down, hfwarmd falls back to its local budget,
-says so once, paces itself instead of spending the announced window at once, and still finishes.
+says so once, paces itself instead of spending the announced window at once, and still finishes; when
+Redis comes back mid-window it stays paced until the Hub's next reset.
 
 usage: redis_test.py HFWARMD HUBSIM_EXE HUBSIM_SOURCE_DIR CASE   (meson runs one process per case)
 The Redis server is Debian's `redis-server` (scripts/common.sh installs it), started here on a free port
@@ -326,6 +327,38 @@ class Case:
         check(busiest <= rate + 3, f"{busiest} resolver requests in one second with Redis unreachable: more "
                                    f"than {rate} per second, the configured rate")
 
+
+    def test_redis_back(self):
+        """Redis comes back while the Hub's window runs: it never counted what the daemon sent meanwhile,
+        so the daemon stays paced until the Hub's next reset instead of spending what remains of the
+        window at once (here the whole of the repo's files are sent in that window)."""
+        quota, window, rate = 100, 20, 9
+        redis = Redis(self.tmp)
+        with redis:
+            pass
+        with self.sim("--resolver-quota", str(quota), "--window", str(window)) as sim:
+            def resolvers():
+                return [line for line in sim.log() if line["class"] == "resolvers" and not line["auth"]]
+
+            started = self.start(sim, redis.url, 1, settings={"limits": {"resolvers": {"rate": rate, "burst": 1}}})
+            wait_for("the first 5 resolver requests without Redis", lambda: len(resolvers()) >= 5)
+            with redis:
+                results = self.finish(started)
+            log = resolvers()
+            self.check_caches(sim, results)
+        output = results[0][1]
+        check("redis reachable again" in output, "Redis never came back during the warm:\n" + output[-4000:])
+        times = sorted(log_time(line) for line in log)
+        busiest = max(sum(1 for u in times if t <= u < t + 1) for t in times)
+        print(f"{len(log)} resolver requests over {times[-1] - times[0]:.2f} s, Redis back after the first 5, "
+              f"at most {busiest} in one second")
+        equal(len(log), len(self.files), "resolver requests for the repo's files")
+        equal(requests_per_window(log), [len(self.files)], "requests per window: all in the first")
+        equal(sum(line["status"] == 429 for line in log), 0, "429s of a daemon pacing itself")
+        # The pace, the burst of one and two more for log lines written at the answer (as in
+        # test_redis_down_paced). Going back to the shared count at once sends the rest within a second.
+        check(busiest <= rate + 3, f"{busiest} resolver requests in one second after Redis came back mid-window: "
+                                   f"more than {rate} per second, the configured rate")
 
 def main():
     hfwarmd, hubsim, case = sys.argv[1], sys.argv[2], sys.argv[4]

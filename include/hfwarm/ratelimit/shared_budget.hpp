@@ -36,6 +36,8 @@ struct SharedTake {
     bool announced = false;              // the quota and window are the Hub's announced policy
     // Until the Hub's announced reset of its current window; zero when unknown or past.
     std::chrono::milliseconds resetIn{};
+    // Paced after an outage of Redis, until the Hub's next reset (ClassState::setSharedOutage).
+    bool paced = false;
 };
 
 class SharedBudget {
@@ -49,7 +51,8 @@ class SharedBudget {
     // running shortens it, so that a first guess (the configured rate over 300 s) is corrected once
     // the Hub has announced its policy. Once a take brings the Hub's announced reset, the window
     // ends there instead (the earliest reset announced wins); with no window open, a take that
-    // brings a reset still ahead waits for it. A take without an announced quota is held to the
+    // brings a reset still ahead waits for it, unless it is `paced`: then it opens a window ending
+    // at that reset. A take without an announced quota is held to the
     // quota another daemon announced for the window. Cancellable like RedisClient::command. The
     // SharedBudget must outlive the call.
     net::awaitable<std::optional<std::chrono::milliseconds>> take(std::string host, RequestClass cls,
