@@ -14,9 +14,9 @@ namespace {
 // count. ARGV[1]: the quota; ARGV[2]: the window in ms; ARGV[3]: 1 when the quota is the Hub's
 // announced one, 0 for a guess; ARGV[4]: ms until the Hub's announced reset, 0 when unknown; ARGV[5]: 1
 // when the caller is paced after an outage of Redis. Counts the request and answers 0 (go) or the ms
-// until the window ends. One script, so that no other daemon's
-// take can come between the count and the check. Refused takes count too, as on the Hub; they only
-// keep the count above the quota until the window ends.
+// until the window ends. One script, so that no other daemon's take can come between the count and
+// the check. Refused takes count too, as on the Hub; they only keep the count above the quota until
+// the window ends.
 // - A window opens at its first take and lasts the Hub's window plus a margin (a first guess of 300 s
 //   is shortened to that once the Hub has announced its window).
 // - The first take that knows the Hub's reset moves the end there, later takes only bring it closer:
