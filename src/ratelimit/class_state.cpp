@@ -66,7 +66,7 @@ void ClassState::applyRate(TimePoint now) {
 }
 
 bool ClassState::windowRule() const {
-    return fixedWindow_ && quota_ && window_ && resetAt_ && !sharedOutage_;
+    return fixedWindow_ && quota_ && window_ && resetAt_ && !sharedUnseen();
 }
 
 std::uint64_t ClassState::reserved() const {
@@ -116,6 +116,8 @@ void ClassState::advance(TimePoint now) {
     if (resetAt_ && !rolled_ && now >= *resetAt_) {
         rolled_ = true;
         remaining_ = quota_;
+        // The store counts all of the fresh window: the shared rule resumes with it.
+        sharedResuming_ = false;
         if (windowRule()) {
             // A new fixed window starts with the whole quota; one probe learns where it really
             // stands (another client may have spent some) before the rest goes.
@@ -261,7 +263,7 @@ void ClassState::paceToReset(TimePoint now) {
     auto left = static_cast<double>(*remaining_);
     // A fixed window paced because the fleet's store is down still keeps its reserve; it also
     // absorbs what the other daemons send before their answers tell this one.
-    if (sharedOutage_ && fixedWindow_) left = std::max(0.0, left - static_cast<double>(reserved()));
+    if (sharedUnseen() && fixedWindow_) left = std::max(0.0, left - static_cast<double>(reserved()));
     if (leftSeconds > 0) rate = std::min(rate, left / leftSeconds);
     announcedRate_ = rate;
     applyRate(now);
@@ -346,7 +348,14 @@ void ClassState::setSharedOutage(TimePoint now, bool outage) {
     advance(now);
     bool wasWindowRule = windowRule();
     sharedOutage_ = outage;
-    if (!outage || !wasWindowRule) return;
+    if (outage) requestsAtOutage_ = requests_;
+    if (!outage) {
+        // What the class sent during the outage is in the Hub's window but not in the store's count:
+        // it stays paced until the Hub's next reset.
+        sharedResuming_ = requests_ > requestsAtOutage_;
+        return;
+    }
+    if (!wasWindowRule) return;
     // The bucket sat unused under the window rule, full to the burst: seed it as an answer would.
     if (resetAt_ && !rolled_ && remaining_) {
         paceToReset(now);

@@ -201,17 +201,23 @@ net::awaitable<void> Limiter::acquire(std::string host, RequestClass cls) {
 net::awaitable<bool> Limiter::takeShared(std::string host, RequestClass cls, Entry& e) {
     for (;;) {
         auto s = e.state.status(clock_->now());
-        std::uint64_t quota = 0;
-        std::chrono::milliseconds window = kGuessedWindow;
+        SharedTake take;
+        take.window = kGuessedWindow;
         if (s.quota && s.window && *s.window > 0) {
             // The fleet spends one shared count of the announced quota, less the reserve.
-            quota = *s.quota - std::min(*s.quota, s.reserved);
-            window = std::chrono::seconds(*s.window);
+            take.quota = *s.quota - std::min(*s.quota, s.reserved);
+            take.window = std::chrono::seconds(*s.window);
+            take.announced = true;
         } else {
-            quota = static_cast<std::uint64_t>(
+            take.quota = static_cast<std::uint64_t>(
                 std::max(1.0, std::floor(s.configuredRate * static_cast<double>(kGuessedWindow.count()))));
         }
-        auto wait = co_await shared_->take(host, cls, quota, window);
+        // Rounded up: the shared window may end a little after the Hub's, never before.
+        if (s.resetIn)
+            take.resetIn =
+                std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(*s.resetIn * 1000.0)));
+        take.paced = e.state.sharedOutage() || e.state.sharedResuming();
+        auto wait = co_await shared_->take(host, cls, take);
         setSharedOutage(!wait);
         if (!wait) co_return false;
         if (wait->count() == 0) co_return true;

@@ -697,7 +697,8 @@ TEST_CASE("shared store down: a fixed window is paced, not spent at once, and ke
     CHECK(drain(s, t0 + 4s) == 9);
 }
 
-TEST_CASE("shared store back: the window rule spends the shared count at once again") {
+TEST_CASE(
+    "shared store back mid-window: the pace goes on until the Hub's next reset, then the fresh window") {
     ClassState s({9.0, 50.0}, t0);
     // Down from the start: before any announcement the rate rule applies anyway.
     s.setSharedOutage(t0, true);
@@ -705,11 +706,63 @@ TEST_CASE("shared store back: the window rule spends the shared count at once ag
     openWith(s, t0, resolvers(200, 59, 3, 60, 3));
     CHECK_FALSE(s.status(t0).windowRule);
     CHECK(drain(s, t0) == 26);
-    // The store answers again: the Limiter's take counts the fleet again, and the window rule lets
-    // what remains go less the reserve and the 26 in flight.
+    // The store answers again, but it never counted these 27 (the probe too), nor what the other
+    // daemons sent meanwhile: its count of this window is short, and spending what remains at once
+    // (59 - 6 - 26) would overspend it. The class stays paced at 9/s until the Hub's reset.
     s.setSharedOutage(t0 + 10ms, false);
-    CHECK(s.status(t0 + 10ms).windowRule);
-    CHECK(drain(s, t0 + 10ms) == 59 - 6 - 26);
+    CHECK_FALSE(s.sharedOutage());
+    CHECK(s.sharedResuming());
+    auto st = s.status(t0 + 10ms);
+    CHECK_FALSE(st.windowRule);
+    CHECK(st.rate == doctest::Approx(9.0));
+    CHECK(drain(s, t0 + 10ms) == 0);
+    CHECK(drain(s, t0 + 1s) == 9);
+    CHECK(secondsOf(s.tryAcquire(t0 + 1s).wait) == doctest::Approx(1.0 / 9.0));
+    CHECK_FALSE(s.status(t0 + 2900ms).windowRule);
+    // At the reset the shared rule resumes with the fresh window, which the store counts whole: one
+    // probe first, and its answer lets what remains go at once, less the reserve and the 35 requests
+    // of the last window still in flight.
+    auto probe = s.tryAcquire(t0 + 3s);
+    CHECK(probe.go);
+    CHECK(probe.probe);
+    CHECK_FALSE(s.sharedResuming());
+    CHECK(s.status(t0 + 3s).windowRule);
+    CHECK_FALSE(s.tryAcquire(t0 + 3s).go);
+    s.observe(t0 + 3100ms, resolvers(200, 59, 3, 60, 3), 0.0);
+    CHECK(s.status(t0 + 3100ms).windowRule);
+    CHECK(drain(s, t0 + 3100ms) == 59 - 6 - 35);
+}
+
+TEST_CASE("shared store back after the window turned: paced until the reset the next answer announces") {
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 59, 3, 60, 3));
+    s.setSharedOutage(t0 + 1s, true);
+    CHECK(drain(s, t0 + 1s) == 59 - 6 - 9 * 2);
+    // The store answers again once the announced window is over: the window the Hub runs now is not
+    // known yet, and the 35 may be in it.
+    s.setSharedOutage(t0 + 4s, false);
+    CHECK(s.sharedResuming());
+    CHECK_FALSE(s.status(t0 + 4s).windowRule);
+    CHECK(s.tryAcquire(t0 + 4s).go);
+    // The next answer announces that window and its reset: paced until then, the window rule after.
+    s.observe(t0 + 4100ms, resolvers(200, 30, 2, 60, 3), 0.0);
+    CHECK_FALSE(s.status(t0 + 4100ms).windowRule);
+    CHECK(s.status(t0 + 4100ms).rate <= doctest::Approx(9.0));
+    CHECK(s.tryAcquire(t0 + 6100ms).probe);
+    CHECK_FALSE(s.sharedResuming());
+    CHECK(s.status(t0 + 6100ms).windowRule);
+}
+
+TEST_CASE("shared store back when nothing went during the outage: the window rule at once") {
+    ClassState s({9.0, 50.0}, t0);
+    openWith(s, t0, resolvers(200, 59, 3, 60, 3));
+    s.setSharedOutage(t0 + 1s, true);
+    CHECK_FALSE(s.status(t0 + 1s).windowRule);
+    // The store counted every request this class sent in the window: its count is whole.
+    s.setSharedOutage(t0 + 2s, false);
+    CHECK_FALSE(s.sharedResuming());
+    CHECK(s.status(t0 + 2s).windowRule);
+    CHECK(drain(s, t0 + 2s) == 59 - 6);
 }
 
 TEST_CASE("shared store down after the window turned: the next window starts paced") {

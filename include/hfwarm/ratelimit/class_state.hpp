@@ -11,7 +11,10 @@
 //   configured rate and burst, never faster than q/w nor than what remains spread over the time left.
 //   Also while the budget is shared with other daemons through a store that does not answer
 //   (setSharedOutage): they spend the same window unseen, so spending it at once would overspend it
-//   several times over; the pace then also leaves the reserve unspent.
+//   several times over; the pace then also leaves the reserve unspent. When the store answers again
+//   the pace goes on until the Hub's next announced reset, since the store never counted what was
+//   sent during the outage and its count of the running window is short; the window rule then opens
+//   the fresh window, which the store counts whole.
 // In both, r = 0 holds the class until the reset and a 429 pauses it.
 #pragma once
 
@@ -124,10 +127,14 @@ class ClassState {
     void setReserve(double reserve);
     // Whether the budget is shared with other daemons (the `redis` store) whose spending this class
     // cannot see now: true when the store failed to answer, false once it answers again. While true
-    // the rate rule paces the class, re-seeded at once from the last announcement; false goes back
-    // to the window rule (the store then counts the fleet's requests again).
+    // the rate rule paces the class, re-seeded at once from the last announcement. After false, if
+    // the class sent anything during the outage, the pace goes on until the Hub's next announced
+    // reset (the store did not count those requests in the running window); the window rule then
+    // opens the fresh window with its probe.
     void setSharedOutage(TimePoint now, bool outage);
     bool sharedOutage() const { return sharedOutage_; }
+    // The store answers again, and the pace lasts until the Hub's next reset (see setSharedOutage).
+    bool sharedResuming() const { return sharedResuming_; }
     // Takes back a request tryAcquire() let go that will not be sent after all: it stops counting as
     // in flight and as sent, and a probe lets the next request probe instead. A token the rate rule
     // took is not given back: the Limiter withdraws only what the window rule let go.
@@ -142,6 +149,9 @@ class ClassState {
     void spendUnanswered();
     void grant(TimePoint now, Decision& d);
     bool windowRule() const;
+    // Requests of the Hub's running window that the shared store did not count: during an outage,
+    // and after it until the next reset.
+    bool sharedUnseen() const { return sharedOutage_ || sharedResuming_; }
     std::uint64_t reserved() const;
     std::optional<std::uint64_t> remainingAt(TimePoint now) const;
     double allowance(TimePoint now) const;
@@ -183,6 +193,10 @@ class ClassState {
     bool fixedWindow_ = false;
     // The shared store is configured but does not answer (setSharedOutage).
     bool sharedOutage_ = false;
+    // The store answers again, but its count of the Hub's running window lacks what the class sent
+    // while it did not; cleared when that window resets.
+    bool sharedResuming_ = false;
+    std::uint64_t requestsAtOutage_ = 0;  // requests_ when the outage began
     // When each request still in flight was let through, oldest first.
     std::deque<TimePoint> inFlight_;
     std::uint64_t count429_ = 0;

@@ -80,8 +80,10 @@ class Limiter {
     // daemons can), else the configured rate over 300 s. When the store cannot answer, the local
     // budget alone decides, and every class is paced (ClassState::setSharedOutage): the other
     // daemons still spend the same window, unseen, so no daemon spends it at once alone. A request the
-    // window rule let go before the failure queues again under the pace. The next answer of the store
-    // restores the shared rule. Null: local only. Call before the first acquire().
+    // window rule let go before the failure queues again under the pace. After the next answer of the
+    // store a class that sent requests during the outage stays paced until the Hub's next reset (the
+    // store did not count them), then the shared rule resumes. Null: local only. Call before the first
+    // acquire().
     void setSharedBudget(std::unique_ptr<SharedBudget> shared);
 
     // Waits, FIFO across all transfers, until `n` bytes fit the global bandwidth budget; returns at

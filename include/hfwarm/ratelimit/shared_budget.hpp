@@ -19,7 +19,8 @@
 
 namespace hfwarm::ratelimit {
 
-// The Redis key of a (host, class) window: `hfwarm:<host>:<class>`, host lower-cased.
+// The Redis key of a (host, class) window: `hfwarm:<host>:<class>`, host lower-cased. It holds a hash:
+// `n`, the requests counted, and what the fleet learned of the window from the Hub.
 std::string sharedKey(std::string_view host, RequestClass cls);
 
 // How long the shared window lasts once opened: the Hub's window plus a margin of a tenth of it, at
@@ -28,26 +29,39 @@ std::string sharedKey(std::string_view host, RequestClass cls);
 // shared window could reopen, and let a full quota go, just before the Hub's has.
 std::chrono::milliseconds sharedWindow(std::chrono::milliseconds hubWindow);
 
+// One request to count, with what this daemon knows of the Hub's window.
+struct SharedTake {
+    std::uint64_t quota = 0;             // the announced quota less the reserve, else a guess
+    std::chrono::milliseconds window{};  // the Hub's window (the margin is added here)
+    bool announced = false;              // the quota and window are the Hub's announced policy
+    // Until the Hub's announced reset of its current window; zero when unknown or past.
+    std::chrono::milliseconds resetIn{};
+    // Paced after an outage of Redis, until the Hub's next reset (ClassState::setSharedOutage).
+    bool paced = false;
+};
+
 class SharedBudget {
   public:
     SharedBudget(net::any_io_executor executor, resp::Endpoint endpoint, RedisOptions options = {});
 
-    // Counts one request of `cls` to `host` against `quota` per `window` (the Hub's window; the
-    // margin is added here). Returns zero when it may go now, else how long until the shared window
-    // ends (ask again then); nullopt when Redis could not answer in time, and the caller relies on its
-    // local budget. A window opens at its first take, like the Hub's; a take announcing a shorter
-    // window than the one running shortens it, so that a first guess (the configured rate over
-    // 300 s) is corrected once the Hub has announced its policy. Cancellable like
-    // RedisClient::command. The SharedBudget must outlive the call.
+    // Counts one request of `cls` to `host` in the shared window. Returns zero when it may go now,
+    // else how long until the shared window ends (ask again then); nullopt when Redis could not
+    // answer in time, and the caller relies on its local budget. A window opens at its first take,
+    // like the Hub's, and lasts sharedWindow(); a take announcing a shorter window than the one
+    // running shortens it, so that a first guess (the configured rate over 300 s) is corrected once
+    // the Hub has announced its policy. Once a take brings the Hub's announced reset, the window
+    // ends there instead (the earliest reset announced wins); with no window open, a take that
+    // brings a reset still ahead waits for it, unless it is `paced`: then it opens a window ending
+    // at that reset. A take without an announced quota is held to the
+    // quota another daemon announced for the window. Cancellable like RedisClient::command. The
+    // SharedBudget must outlive the call.
     net::awaitable<std::optional<std::chrono::milliseconds>> take(std::string host, RequestClass cls,
-                                                                  std::uint64_t quota,
-                                                                  std::chrono::milliseconds window);
+                                                                  SharedTake request);
 
     const resp::Endpoint& endpoint() const { return client_.endpoint(); }
 
   private:
-    net::awaitable<Result<resp::Value>> run(const std::string& key, std::uint64_t quota,
-                                            std::chrono::milliseconds window);
+    net::awaitable<Result<resp::Value>> run(const std::string& key, const SharedTake& take);
 
     RedisClient client_;
     std::string sha_;             // of the loaded script; empty until SCRIPT LOAD answered
