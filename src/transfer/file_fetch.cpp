@@ -38,6 +38,8 @@ std::string errnoText(int error) {
 }
 
 // Takes the blob's lock without blocking the event loop: polls, and gives up after lockTimeout.
+// Polling, because the holder is often another process (huggingface_hub), whose release no event
+// announces; a blocking flock on a thread could not be given up at the timeout.
 net::awaitable<Result<cache::BlobLock>> Engine::Impl::lockBlob(const std::filesystem::path& lockPath,
                                                                const FileJob& job) {
     auto deadline = Clock::now() + options.lockTimeout;

@@ -32,6 +32,10 @@ constexpr std::chrono::milliseconds kBusyWindow{100};
 constexpr std::chrono::milliseconds kFirstByteWait{1000};
 // How far the saved progress of a parallel download may trail the bytes written.
 constexpr std::chrono::milliseconds kSaveInterval{50};
+// The hash loop looks at the pieces this often when it has nothing to do. A sampling on purpose,
+// not an event: the prefix moves with every delivery of every connection (thousands a second),
+// and waking the loop for each would cost more than looking 50 times a second.
+constexpr std::chrono::milliseconds kHashPoll{20};
 // The hash of a parallel download advances in steps of at most this many bytes.
 constexpr std::uint64_t kHashStep = 16ull << 20;
 
@@ -385,7 +389,7 @@ net::awaitable<Result<Engine::Impl::Segmented>> Engine::Impl::fetchSegmented(
                 continue;
             }
             if (pieces.finished()) break;
-            co_await sleepFor(std::chrono::milliseconds(20));
+            co_await sleepFor(kHashPoll);
         }
         if (writtenBack < hashed) co_await hashRange(fd, nullptr, writtenBack, hashed, true);
     };
