@@ -181,10 +181,6 @@ struct Engine::Impl {
 
     void saveSegments(const std::filesystem::path& file, const SegmentState& state) const;
 
-    static net::awaitable<Result<cache::PublishOutcome>> publishBlob(std::filesystem::path root,
-                                                                     std::filesystem::path incomplete,
-                                                                     std::filesystem::path blob);
-
     // Hashes [from, to) of `fd` into `hasher` on the pool (no hasher: only the write back). Plain pointer on
     // purpose: GCC 12 may end the life of a temporary with a destructor (a shared_ptr copy) inside a co_await
     // expression too early. With `writeBack`, the kernel starts writing the hashed range to disk right away,
@@ -193,12 +189,12 @@ struct Engine::Impl {
     net::awaitable<bool> hashRange(int fd, util::Hasher* hasher, std::uint64_t from, std::uint64_t to,
                                    bool writeBack = false);
 
-    // Runs `work` on the hash pool and resumes on the event loop with its result. The caller keeps
+    // Runs `work` on `pool` and resumes on the event loop with its result. The caller keeps
     // whatever `work` points to alive: it is suspended until the pool is done.
     template <class Work>
-    net::awaitable<std::invoke_result_t<Work&>> offload(Work work) {
+    static net::awaitable<std::invoke_result_t<Work&>> offload(net::thread_pool& pool, Work work) {
         co_return co_await net::co_spawn(
-            hashPool.get_executor(),
+            pool.get_executor(),
             [work]() mutable -> net::awaitable<std::invoke_result_t<Work&>> { co_return work(); },
             net::use_awaitable);
     }
@@ -220,9 +216,6 @@ struct Engine::Impl {
     // Starts worker `index` of a parallel download.
     void startWorker(Run& run, const FileJob& job, const std::string& url, int fd, Pieces* pieces,
                      util::TaskGroup* group, std::size_t index);
-
-    // The bytes per second all downloads make over `window`; nothing when this one ends sooner.
-    net::awaitable<std::optional<double>> measureRate(const Pieces* pieces, Clock::duration window);
 
     // Opens more connections for a parallel download when its connections are capped
     // (connection_policy.hpp), up to the file's share of the host; stops them if they bring nothing.

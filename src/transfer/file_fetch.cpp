@@ -5,8 +5,6 @@
 #include "hfwarm/transfer/connection_policy.hpp"
 #include "hfwarm/util/log.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -71,12 +69,6 @@ Result<void> Engine::Impl::finishFile(Run& run, const cache::RepoLayout& layout,
     return {};
 }
 
-net::awaitable<Result<cache::PublishOutcome>> Engine::Impl::publishBlob(std::filesystem::path root,
-                                                                        std::filesystem::path incomplete,
-                                                                        std::filesystem::path blob) {
-    co_return cache::publishBlob(root, incomplete, blob);
-}
-
 // Hashes [from, to) of `fd` into `hasher` on the pool (no hasher: only the write back). Plain pointer on
 // purpose: GCC 12 may end the life of a temporary with a destructor (a shared_ptr copy) inside a co_await
 // expression too early. With `writeBack`, the kernel starts writing the hashed range to disk right away, so
@@ -84,26 +76,14 @@ net::awaitable<Result<cache::PublishOutcome>> Engine::Impl::publishBlob(std::fil
 // pages until then (below vm.dirty_background_ratio nothing is written).
 net::awaitable<bool> Engine::Impl::hashRange(int fd, util::Hasher* hasher, std::uint64_t from,
                                              std::uint64_t to, bool writeBack) {
-    co_return co_await net::co_spawn(
-        hashPool.get_executor(),
-        [fd, hasher, from, to, writeBack]() -> net::awaitable<bool> {
-            std::vector<char> buffer(1 << 20);
-            std::uint64_t offset = from;
-            while (hasher != nullptr && offset < to) {
-                auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - offset));
-                ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) co_return false;
-                hasher->update(buffer.data(), static_cast<std::size_t>(n));
-                offset += static_cast<std::uint64_t>(n);
-            }
-            // Only a hint: an error shows again in the fsync that publishes the blob.
-            if (writeBack)
-                ::sync_file_range(fd, static_cast<off_t>(from), static_cast<off_t>(to - from),
-                                  SYNC_FILE_RANGE_WRITE);
-            co_return true;
-        },
-        net::use_awaitable);
+    co_return co_await offload(hashPool, [fd, hasher, from, to, writeBack] {
+        if (hasher != nullptr && !hashFromDisk(fd, *hasher, from, to)) return false;
+        // Only a hint: an error shows again in the fsync that publishes the blob.
+        if (writeBack)
+            ::sync_file_range(fd, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                              SYNC_FILE_RANGE_WRITE);
+        return true;
+    });
 }
 
 // Downloads one file into the cache (or reuses its blob) and links it into the snapshot.
@@ -220,8 +200,11 @@ net::awaitable<Result<void>> Engine::Impl::fetchFile(std::shared_ptr<Run> runPtr
 
     // fsync and rename block for milliseconds per file: on the pool, the event loop keeps the
     // other transfers moving.
-    auto published = co_await net::co_spawn(
-        syncPool.get_executor(), publishBlob(options.root, *incomplete, *blob), net::use_awaitable);
+    // Pointers, so that the work is trivially copyable (GCC 12 copies co_await temporaries bitwise).
+    auto publish = [root = &options.root, from = &*incomplete, to = &*blob] {
+        return cache::publishBlob(*root, *from, *to);
+    };
+    auto published = co_await offload(syncPool, publish);
     if (!published) co_return published.error();
     counters.filesDownloaded += 1;
     log->info("file ready repo={} path={} size={}", hub::describe(repo), job.path, job.size);

@@ -7,7 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <boost/asio/co_spawn.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -206,19 +205,6 @@ void Engine::Impl::startWorker(Run& run, const FileJob& job, const std::string& 
     });
 }
 
-// The bytes per second all downloads make over `window`; nothing when this one ends sooner.
-net::awaitable<std::optional<double>> Engine::Impl::measureRate(const Pieces* pieces,
-                                                                Clock::duration window) {
-    const auto started = Clock::now();
-    const auto before = static_cast<double>(counters.bytesFetched);
-    while (Clock::now() - started < window) {
-        if (pieces->finished()) co_return std::nullopt;
-        co_await sleepFor(kTunePoll);
-    }
-    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    co_return (static_cast<double>(counters.bytesFetched) - before) / seconds;
-}
-
 // Opens more connections for a parallel download when its connections are capped
 // (connection_policy.hpp): watches each connection's bytes from its first one, opens the file's
 // share of the host at once when they are slow, and stops the added ones again if they brought
@@ -280,14 +266,20 @@ net::awaitable<void> Engine::Impl::tuneWorkers(Run& run, const FileJob& job, con
             if (all) break;
             co_await sleepFor(kTunePoll);
         }
-        auto after = co_await measureRate(pieces, kTuneWindow);
-        if (!after) co_return;
-        const bool kept = keepAdded(before, *after);
+        // Then the host's rate over kTuneWindow: the window drops what came before.
+        const auto measured = Clock::now();
+        while (Clock::now() - measured < kTuneWindow) {
+            if (pieces->finished()) co_return;
+            co_await sleepFor(kTunePoll);
+            hostRate.add(Clock::now(), counters.bytesFetched);
+        }
+        const double after = hostRate.rate().value_or(0.0);
+        const bool kept = keepAdded(before, after);
         log->debug(
             "connections path={} from={} to={} host_rate_before={:.0f} host_rate_after={:.0f} "
             "loop_busy={:.2f} "
             "kept={}",
-            job.path, count, wanted, before, *after, busy, kept);
+            job.path, count, wanted, before, after, busy, kept);
         if (!kept) {
             for (std::size_t i = count; i < wanted; ++i) pieces->stop[i] = true;
             co_return;

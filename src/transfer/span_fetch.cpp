@@ -115,7 +115,7 @@ class Engine::Impl::BlobSink final : public http::Sink {
             }
             return result;
         };
-        const Stored stored = hasher != nullptr ? co_await impl_.offload(store) : store();
+        const Stored stored = hasher != nullptr ? co_await offload(impl_.hashPool, store) : store();
         if (front) {
             prefix->pool = false;
             if (stored.hashed) prefix->hashed = span_.pos + size;
