@@ -7,7 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
